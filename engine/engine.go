@@ -1,0 +1,123 @@
+// Package engine is simclr's small deep-learning engine: float32 tensors,
+// an eager reverse-mode autodiff tape, and the Backend seam that executes the
+// heavy kernels.
+//
+// Model code (package nn, loss, ...) is written only against Tape's op
+// methods. The kernels behind them come from a Backend: the plain-Go
+// Reference backend (the test oracle, always available) or the oneDNN backend
+// in package engine/dnnl. A GPU executor would be one more Backend.
+//
+// # Layouts
+//
+// Tensors are NCHW (row-major) at the API. A backend may store a 4-D
+// activation in a private blocked layout (Blocked16, oneDNN's nChw16c) when
+// that avoids reorders between its kernels; such tensors have the same number
+// of elements. Data panics on a blocked tensor: call Tape.Plain first.
+// The Reference backend only ever produces Plain tensors.
+//
+// # Memory
+//
+// Every tensor an op creates is taken from the tape's pool and returned to it
+// by Tape.Reset, so a training loop reuses the same buffers every step.
+// Parameters (leaves created with New or FromData) and their gradients are
+// ordinary Go memory that lives as long as the caller keeps it.
+//
+// # Errors
+//
+// Ops panic on programmer errors (shape mismatch, empty batch, blocked data
+// access) with a message of the form "engine: Conv2D: x [2 3 8 8] and w
+// [4 5 3 3]: channels differ", naming the op and the shapes. They never read
+// or write out of bounds.
+package engine
+
+// Layout is the memory order of a tensor's elements.
+type Layout uint8
+
+const (
+	// Plain is row-major: NCHW for 4-D tensors, [rows, cols] for 2-D.
+	Plain Layout = iota
+	// Blocked16 is nChw16c: channels in blocks of 16 innermost. Only
+	// backends produce it, and only for 4-D tensors whose C is a multiple of 16.
+	Blocked16
+)
+
+// Tensor is a float32 n-dimensional array that may take part in autodiff.
+type Tensor struct {
+	shape  []int
+	data   []float32
+	layout Layout
+
+	requiresGrad bool
+	grad         *Tensor
+	node         *node // the op that produced it; nil for leaves
+}
+
+// ConvParams describe a 2-D convolution (no groups, no dilation).
+type ConvParams struct {
+	StrideH, StrideW int
+	PadH, PadW       int // symmetric zero padding
+}
+
+// BNParams describe one batch-norm call.
+type BNParams struct {
+	Eps   float32
+	Train bool // batch statistics (true) or the given mean/variance (false)
+	ReLU  bool // fuse a ReLU after the affine transform
+}
+
+// PoolParams describe a 2-D max pooling.
+type PoolParams struct {
+	KH, KW           int
+	StrideH, StrideW int
+	PadH, PadW       int
+}
+
+// Workspace is backend-private state saved by a forward kernel for its
+// backward kernel (for example max-pool argmax indices).
+type Workspace any
+
+// Backend executes kernels. Outputs are preallocated by the tape with the
+// right number of elements; a backend writes them and may set their layout
+// with SetLayout. Inputs may be in any layout this backend produced.
+// Shapes are NCHW logical shapes whatever the layout.
+//
+// A backend must be safe to call from any goroutine (the oneDNN backend
+// funnels its calls onto one OS thread), but calls are not concurrent.
+type Backend interface {
+	Name() string
+
+	// Conv2D: y[N,O,OH,OW] = conv(x[N,C,H,W], w[O,C,KH,KW]) + b[O]; b may be nil.
+	Conv2D(y, x, w, b *Tensor, p ConvParams)
+	// Conv2DBackwardData: dx = conv^T(dy, w).
+	Conv2DBackwardData(dx, dy, w *Tensor, p ConvParams)
+	// Conv2DBackwardWeights: dw (and db if non-nil) from x and dy; overwrites.
+	Conv2DBackwardWeights(dw, db, x, dy *Tensor, p ConvParams)
+
+	// BatchNorm over N (and H, W) per channel of x [N,C] or [N,C,H,W].
+	// In training mode it writes the batch mean and biased variance into
+	// mean and variance; otherwise it reads them. The returned workspace is
+	// passed to BatchNormBackward.
+	BatchNorm(y, x, gamma, beta, mean, variance *Tensor, p BNParams) Workspace
+	// BatchNormBackward (training mode) writes dx, dgamma, dbeta. y is the
+	// forward output (needed when p.ReLU is set).
+	BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance *Tensor, ws Workspace, p BNParams)
+
+	ReLU(y, x *Tensor)
+	// ReLUBackward: dx = dy where y > 0, else 0.
+	ReLUBackward(dx, dy, y *Tensor)
+	// Add: y = a + b (same shape), then ReLU if relu.
+	Add(y, a, b *Tensor, relu bool)
+
+	MaxPool2D(y, x *Tensor, p PoolParams) Workspace
+	MaxPool2DBackward(dx, dy *Tensor, ws Workspace, p PoolParams)
+
+	// GlobalAvgPool: y[N,C] (Plain) = mean over H,W of x[N,C,H,W].
+	GlobalAvgPool(y, x *Tensor)
+	GlobalAvgPoolBackward(dx, dy *Tensor)
+
+	// MatMul on Plain 2-D tensors: c = alpha*op(a)*op(b) + beta*c.
+	MatMul(c, a, b *Tensor, transA, transB bool, alpha, beta float32)
+
+	// ToPlain copies src (any layout) into dst as Plain.
+	ToPlain(dst, src *Tensor)
+}
