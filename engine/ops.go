@@ -59,7 +59,7 @@ func (tp *Tape) Add(a, b *Tensor) *Tensor     { panic("unimplemented") }
 func (tp *Tape) AddReLU(a, b *Tensor) *Tensor { panic("unimplemented") }
 
 // Mul is the elementwise product (same shapes); Scale multiplies by s.
-func (tp *Tape) Mul(a, b *Tensor) *Tensor          { panic("unimplemented") }
+func (tp *Tape) Mul(a, b *Tensor) *Tensor           { panic("unimplemented") }
 func (tp *Tape) Scale(x *Tensor, s float32) *Tensor { panic("unimplemented") }
 
 // GlobalAvgPool: [N,C,H,W] -> [N,C].
@@ -82,7 +82,7 @@ func (tp *Tape) Plain(x *Tensor) *Tensor { panic("unimplemented") }
 
 // Concat joins tensors along axis 0; Split cuts x along axis 0 into parts of
 // the given sizes.
-func (tp *Tape) Concat(xs ...*Tensor) *Tensor              { panic("unimplemented") }
+func (tp *Tape) Concat(xs ...*Tensor) *Tensor            { panic("unimplemented") }
 func (tp *Tape) Split(x *Tensor, sizes ...int) []*Tensor { panic("unimplemented") }
 
 // L2Normalize divides each row of x [N,D] by max(||row||, eps).
