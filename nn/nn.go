@@ -1,0 +1,48 @@
+// Package nn holds the networks of SimCLR: the ResNet family (encoder f) and
+// the projection heads (g), built on engine's Tape ops.
+package nn
+
+import "github.com/simclr-go/simclr/engine"
+
+// ParamKind tells optimizers how to treat a parameter.
+type ParamKind int
+
+const (
+	Weight  ParamKind = iota // conv and linear weights
+	Bias                     // linear/conv biases
+	BNScale                  // batch-norm gamma
+	BNShift                  // batch-norm beta
+)
+
+// Param is a named trainable tensor. Names follow torchvision
+// ("conv1.weight", "layer1.0.bn1.bias", ...).
+type Param struct {
+	Name string
+	T    *engine.Tensor
+	Kind ParamKind
+}
+
+// Excluded reports whether SimCLR's LARS leaves this parameter out of weight
+// decay and trust-ratio adaptation (batch-norm parameters and biases).
+func (p Param) Excluded() bool { return p.Kind != Weight }
+
+// Buffer is named non-trainable state, such as BN running statistics
+// ("layer1.0.bn1.running_mean").
+type Buffer struct {
+	Name string
+	T    *engine.Tensor
+}
+
+// Module is anything with parameters and buffers.
+type Module interface {
+	Params() []Param
+	Buffers() []Buffer
+}
+
+// Net maps a batch to an output on a tape. train selects batch-norm's
+// training mode (batch statistics, running-average updates).
+type Net interface {
+	Module
+	Forward(tp *engine.Tape, x *engine.Tensor, train bool) *engine.Tensor
+	OutDim() int
+}
