@@ -39,6 +39,10 @@ const (
 	// Blocked16 is nChw16c: channels in blocks of 16 innermost. Only
 	// backends produce it, and only for 4-D tensors whose C is a multiple of 16.
 	Blocked16
+	// Blocked8 is nChw8c, the AVX2 counterpart of Blocked16 (oneDNN's
+	// convolutions on AVX2 CPUs have no fast nChw16c kernels). Only backends
+	// produce it, and only for 4-D tensors whose C is a multiple of 8.
+	Blocked8
 )
 
 // Tensor is a float32 n-dimensional array that may take part in autodiff.
