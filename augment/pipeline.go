@@ -1,0 +1,360 @@
+package augment
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+)
+
+// Pipeline applies a validated Config. It is safe for concurrent use: each
+// call borrows its scratch buffers from a pool, so steady-state View calls
+// do not allocate.
+type Pipeline struct {
+	cfg   Config
+	blurK int
+	pool  sync.Pool
+}
+
+type scratch struct {
+	img  Image
+	tmp  []float32
+	xw   axisWeights
+	yw   axisWeights
+	kern []float32
+	blur blurScratch
+}
+
+// New validates cfg and returns its pipeline.
+func New(cfg Config) (*Pipeline, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	p := &Pipeline{cfg: cfg, blurK: BlurKernelSize(cfg.Size)}
+	p.pool.New = func() any {
+		s := &scratch{}
+		s.img = Image{W: cfg.Size, H: cfg.Size, Pix: make([]float32, 3*cfg.Size*cfg.Size)}
+		return s
+	}
+	return p, nil
+}
+
+// Size returns the side of the square views.
+func (p *Pipeline) Size() int { return p.cfg.Size }
+
+// Config returns the pipeline's configuration.
+func (p *Pipeline) Config() Config { return p.cfg }
+
+// BlurKernel returns the Gaussian kernel side used when blurring.
+func (p *Pipeline) BlurKernel() int { return p.blurK }
+
+// ViewParams are all the random choices behind one view.
+type ViewParams struct {
+	Crop      CropParams
+	Flip      bool
+	Jitter    bool
+	JitterP   JitterParams
+	Gray      bool
+	Blur      bool
+	BlurSigma float64
+	Solarize  bool
+}
+
+// Sample draws the parameters of one view of a w x h source, in pipeline
+// order; an operator's parameters are drawn only when it is applied (like
+// torchvision's RandomApply).
+func (p *Pipeline) Sample(rng *rand.Rand, w, h int) ViewParams {
+	c := &p.cfg
+	var v ViewParams
+	v.Crop = SampleCrop(rng, w, h, [2]float64{c.CropScaleMin, c.CropScaleMax}, [2]float64{c.CropRatioMin, c.CropRatioMax})
+	v.Flip = c.FlipP > 0 && rng.Float64() < c.FlipP
+	if c.JitterStrength > 0 && c.JitterP > 0 && rng.Float64() < c.JitterP {
+		v.Jitter = true
+		b, ct, s, hu := c.JitterRanges()
+		v.JitterP = SampleJitter(rng, b, ct, s, hu)
+	}
+	v.Gray = c.GrayP > 0 && rng.Float64() < c.GrayP
+	if c.BlurP > 0 && rng.Float64() < c.BlurP {
+		v.Blur = true
+		v.BlurSigma = SampleBlurSigma(rng, c.BlurSigmaMin, c.BlurSigmaMax)
+	}
+	v.Solarize = c.SolarizeP > 0 && rng.Float64() < c.SolarizeP
+	return v
+}
+
+// View writes one augmented, normalised view (3*Size*Size floats, CHW) of
+// src into dst. It is a pure function of src and the rng state.
+func (p *Pipeline) View(dst []float32, src *Image, rng *rand.Rand) error {
+	if err := src.Validate(); err != nil {
+		return err
+	}
+	if err := p.checkDst(dst); err != nil {
+		return err
+	}
+	return p.apply(dst, src, p.Sample(rng, src.W, src.H))
+}
+
+// Apply writes the view of src defined by v into dst (3*Size*Size floats).
+func (p *Pipeline) Apply(dst []float32, src *Image, v ViewParams) error {
+	if err := src.Validate(); err != nil {
+		return err
+	}
+	if err := p.checkDst(dst); err != nil {
+		return err
+	}
+	if err := v.Crop.check(src.W, src.H); err != nil {
+		return err
+	}
+	if v.Blur && !(v.BlurSigma > 0) {
+		return fmt.Errorf("augment: blur sigma must be positive, got %v", v.BlurSigma)
+	}
+	return p.apply(dst, src, v)
+}
+
+// ApplyImage is Apply without normalisation: it writes the augmented view
+// with values in [0,1] into dst (resized to Size x Size). For visualisation.
+func (p *Pipeline) ApplyImage(dst *Image, src *Image, v ViewParams) error {
+	if err := src.Validate(); err != nil {
+		return err
+	}
+	if err := v.Crop.check(src.W, src.H); err != nil {
+		return err
+	}
+	s := p.pool.Get().(*scratch)
+	defer p.pool.Put(s)
+	p.augment(s, src, v)
+	dst.W, dst.H = p.cfg.Size, p.cfg.Size
+	dst.Pix = grow(dst.Pix, len(s.img.Pix))
+	copy(dst.Pix, s.img.Pix)
+	return nil
+}
+
+func (p *Pipeline) checkDst(dst []float32) error {
+	if n := 3 * p.cfg.Size * p.cfg.Size; len(dst) != n {
+		return fmt.Errorf("augment: destination has %d floats, a %dx%d view needs %d", len(dst), p.cfg.Size, p.cfg.Size, n)
+	}
+	return nil
+}
+
+func (p *Pipeline) apply(dst []float32, src *Image, v ViewParams) error {
+	s := p.pool.Get().(*scratch)
+	defer p.pool.Put(s)
+	p.augment(s, src, v)
+	return Normalize(dst, &s.img, p.cfg.Mean, p.cfg.Std)
+}
+
+// augment leaves the unnormalised view in s.img.
+func (p *Pipeline) augment(s *scratch, src *Image, v ViewParams) {
+	size := p.cfg.Size
+	c := v.Crop
+	// The flip is fused into the resize by reversing the horizontal taps.
+	s.xw.compute(c.W, size, 0, size, v.Flip)
+	s.yw.compute(c.H, size, 0, size, false)
+	img := &s.img
+	s.tmp = resample(img.Pix, size, size, src, c.Left, c.Top, c.H, &s.xw, &s.yw, s.tmp)
+	if v.Jitter {
+		applyJitter(img, v.JitterP)
+	}
+	channels := 3
+	if v.Gray {
+		Grayscale(img)
+		channels = 1 // the three planes are equal: blur one, copy it
+	}
+	if v.Blur {
+		s.kern = GaussianKernel(s.kern, p.blurK, v.BlurSigma)
+		s.blur.blur(img.Pix, size, size, channels, s.kern)
+		if channels == 1 {
+			n := size * size
+			copy(img.Pix[n:2*n], img.Pix[:n])
+			copy(img.Pix[2*n:], img.Pix[:n])
+		}
+	}
+	if v.Solarize {
+		Solarize(img, SolarizeThreshold)
+	}
+}
+
+// Eval writes the deterministic evaluation view of src into dst: the
+// shorter side resized to Size (antialiased bilinear, torchvision
+// Resize(Size)), a centre Size x Size crop (CenterCrop), then normalisation.
+// A Size x Size source is only normalised.
+func (p *Pipeline) Eval(dst []float32, src *Image) error {
+	if err := src.Validate(); err != nil {
+		return err
+	}
+	if err := p.checkDst(dst); err != nil {
+		return err
+	}
+	s := p.pool.Get().(*scratch)
+	defer p.pool.Put(s)
+	p.evalImage(s, src)
+	return Normalize(dst, &s.img, p.cfg.Mean, p.cfg.Std)
+}
+
+// EvalImage is Eval without normalisation (values in [0,1]).
+func (p *Pipeline) EvalImage(dst *Image, src *Image) error {
+	if err := src.Validate(); err != nil {
+		return err
+	}
+	s := p.pool.Get().(*scratch)
+	defer p.pool.Put(s)
+	p.evalImage(s, src)
+	dst.W, dst.H = p.cfg.Size, p.cfg.Size
+	dst.Pix = grow(dst.Pix, len(s.img.Pix))
+	copy(dst.Pix, s.img.Pix)
+	return nil
+}
+
+func (p *Pipeline) evalImage(s *scratch, src *Image) {
+	size := p.cfg.Size
+	nw, nh := shorterSide(src.W, src.H, size)
+	left := int(math.RoundToEven(float64(nw-size) / 2))
+	top := int(math.RoundToEven(float64(nh-size) / 2))
+	s.xw.compute(src.W, nw, left, size, false)
+	s.yw.compute(src.H, nh, top, size, false)
+	s.tmp = resample(s.img.Pix, size, size, src, 0, 0, src.H, &s.xw, &s.yw, s.tmp)
+}
+
+// shorterSide is torchvision's output size for Resize(size) with an int:
+// the shorter side becomes size, the longer int(size*long/short).
+func shorterSide(w, h, size int) (nw, nh int) {
+	if w <= h {
+		return size, int(float64(size) * float64(h) / float64(w))
+	}
+	return int(float64(size) * float64(w) / float64(h)), size
+}
+
+// applyJitter applies the colour adjustments in order. Brightness,
+// saturation and hue are per-pixel, so runs of them are fused into one pass;
+// contrast needs the gray mean of its input, which the pass before it
+// accumulates.
+func applyJitter(img *Image, p JitterParams) {
+	n := img.W * img.H
+	r, g, b := img.Pix[:n], img.Pix[n:2*n], img.Pix[2*n:3*n]
+	ci := 0
+	for i, op := range p.Order {
+		if op == OpContrast {
+			ci = i
+		}
+	}
+	pre, post := p.Order[:ci], p.Order[ci+1:]
+	var sum float64
+	for i := range r {
+		x, y, z := r[i], g[i], b[i]
+		if len(pre) > 0 {
+			x, y, z = pixelOps(x, y, z, pre, &p)
+			r[i], g[i], b[i] = x, y, z
+		}
+		sum += float64(gray(x, y, z))
+	}
+	f := p.Contrast
+	m := (1 - f) * float32(sum/float64(n))
+	for i := range r {
+		x := clamp01(f*r[i] + m)
+		y := clamp01(f*g[i] + m)
+		z := clamp01(f*b[i] + m)
+		if len(post) > 0 {
+			x, y, z = pixelOps(x, y, z, post, &p)
+		}
+		r[i], g[i], b[i] = x, y, z
+	}
+}
+
+func pixelOps(r, g, b float32, ops []int, p *JitterParams) (float32, float32, float32) {
+	for _, op := range ops {
+		switch op {
+		case OpBrightness:
+			f := p.Brightness
+			r, g, b = clamp01(f*r), clamp01(f*g), clamp01(f*b)
+		case OpSaturation:
+			r, g, b = saturate(r, g, b, p.Saturation)
+		case OpHue:
+			if p.Hue != 0 {
+				r, g, b = hueShift(r, g, b, p.Hue)
+			}
+		}
+	}
+	return r, g, b
+}
+
+// blurScratch holds the buffers of a separable Gaussian blur.
+type blurScratch struct {
+	row []float32
+	tmp []float32
+	idx []int32
+}
+
+// reflect maps i into [0, n) by mirror reflection without repeating the
+// edge (PyTorch's "reflect" padding), iterating for large pads.
+func reflect(i, n int) int {
+	if n == 1 {
+		return 0
+	}
+	period := 2 * (n - 1)
+	i %= period
+	if i < 0 {
+		i += period
+	}
+	if i >= n {
+		i = period - i
+	}
+	return i
+}
+
+// blur convolves the first channels planes of pix (w x h each) with the
+// symmetric kernel k along x then y, with reflect padding.
+func (s *blurScratch) blur(pix []float32, w, h, channels int, k []float32) {
+	K := len(k)
+	pad := K / 2
+	s.row = grow(s.row, w+2*pad)
+	s.tmp = grow(s.tmp, w*h)
+	s.idx = grow(s.idx, h+2*pad)
+	for i := range s.idx {
+		s.idx[i] = int32(reflect(i-pad, h))
+	}
+	row, tmp := s.row, s.tmp
+	kc := k[pad]
+	for c := 0; c < channels; c++ {
+		plane := pix[c*w*h : (c+1)*w*h]
+		// Horizontal pass into tmp.
+		for y := 0; y < h; y++ {
+			src := plane[y*w : (y+1)*w]
+			copy(row[pad:pad+w], src)
+			for j := 1; j <= pad; j++ {
+				row[pad-j] = src[reflect(-j, w)]
+				row[pad+w-1+j] = src[reflect(w-1+j, w)]
+			}
+			out := tmp[y*w : (y+1)*w]
+			center := row[pad : pad+w]
+			for x := range out {
+				out[x] = kc * center[x]
+			}
+			for j := 0; j < pad; j++ {
+				kj := k[j]
+				a := row[j : j+w]
+				bb := row[K-1-j : K-1-j+w]
+				for x := range out {
+					out[x] += kj * (a[x] + bb[x])
+				}
+			}
+		}
+		// Vertical pass back into plane.
+		for y := 0; y < h; y++ {
+			out := plane[y*w : (y+1)*w]
+			c0 := tmp[y*w : (y+1)*w]
+			for x := range out {
+				out[x] = kc * c0[x]
+			}
+			for j := 0; j < pad; j++ {
+				kj := k[j]
+				ra := int(s.idx[y+j])
+				rb := int(s.idx[y+K-1-j])
+				a := tmp[ra*w : (ra+1)*w]
+				bb := tmp[rb*w : (rb+1)*w]
+				for x := range out {
+					out[x] += kj * (a[x] + bb[x])
+				}
+			}
+		}
+	}
+}
