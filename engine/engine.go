@@ -54,6 +54,12 @@ type Tensor struct {
 	requiresGrad bool
 	grad         *Tensor
 	node         *node // the op that produced it; nil for leaves
+
+	// Pool bookkeeping (see pool.go).
+	pooled  bool    // data belongs to a tape's pool
+	view    bool    // shares another tensor's data (Reshape)
+	inUse   bool    // handed out by the pool and not yet returned
+	gradFor *Tensor // set while this tensor is the (exclusively owned) gradient of gradFor
 }
 
 // ConvParams describe a 2-D convolution (no groups, no dilation).

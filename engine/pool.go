@@ -1,0 +1,131 @@
+package engine
+
+// The pool recycles the tensors a Tape creates. Free buffers are kept per
+// element count; Reset returns everything handed out since the previous
+// Reset. Within a Backward pass the gradient of an intermediate tensor is
+// returned early, as soon as the op that consumed it has run, so the grads of
+// a deep network do not all live at once.
+
+// PoolStats describe what a tape's pool has allocated over its lifetime.
+type PoolStats struct {
+	Tensors int   // buffers allocated (each is reused after Reset)
+	Floats  int64 // their total number of float32 elements
+	InUse   int   // buffers handed out since the last Reset and not yet returned
+}
+
+type pool struct {
+	free  map[int][]*Tensor // by element count
+	views []*Tensor         // spare view headers (no data of their own)
+	used  []*Tensor         // handed out since Reset; may hold stale duplicates
+	stats PoolStats
+}
+
+// PoolStats reports the pool's size; a steady training loop stops growing it
+// after its first step.
+func (tp *Tape) PoolStats() PoolStats {
+	s := tp.pool.stats
+	for _, t := range tp.pool.used {
+		if t.inUse && !t.view {
+			s.InUse++
+		}
+	}
+	return s
+}
+
+// get returns a pool tensor of the given shape with undefined contents,
+// Plain layout and no autodiff state.
+func (tp *Tape) get(shape ...int) *Tensor {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	p := &tp.pool
+	var t *Tensor
+	if l := p.free[n]; len(l) > 0 {
+		t = l[len(l)-1]
+		l[len(l)-1] = nil
+		p.free[n] = l[:len(l)-1]
+	} else {
+		t = &Tensor{data: make([]float32, n), shape: make([]int, 0, 4), pooled: true}
+		p.stats.Tensors++
+		p.stats.Floats += int64(n)
+	}
+	t.shape = append(t.shape[:0], shape...)
+	t.layout = Plain
+	t.inUse = true
+	p.used = append(p.used, t)
+	return t
+}
+
+// getZero is get with the data cleared.
+func (tp *Tape) getZero(shape ...int) *Tensor {
+	t := tp.get(shape...)
+	clear(t.data)
+	return t
+}
+
+// viewOf returns a Plain tensor header of the given shape sharing x's data.
+func (tp *Tape) viewOf(x *Tensor, shape []int) *Tensor {
+	p := &tp.pool
+	var t *Tensor
+	if k := len(p.views); k > 0 {
+		t = p.views[k-1]
+		p.views[k-1] = nil
+		p.views = p.views[:k-1]
+	} else {
+		t = &Tensor{view: true, shape: make([]int, 0, 4)}
+	}
+	t.shape = append(t.shape[:0], shape...)
+	t.data = x.data
+	t.layout = Plain
+	t.inUse = true
+	p.used = append(p.used, t)
+	return t
+}
+
+// release returns t to the pool now. It is a no-op for tensors that are not
+// pool buffers or were already returned.
+func (tp *Tape) release(t *Tensor) {
+	if !t.inUse || t.view || !t.pooled {
+		return
+	}
+	tp.putBack(t)
+}
+
+func (tp *Tape) putBack(t *Tensor) {
+	t.inUse = false
+	t.requiresGrad = false
+	t.grad = nil
+	t.node = nil
+	t.gradFor = nil
+	p := &tp.pool
+	if t.view {
+		t.data = nil
+		p.views = append(p.views, t)
+		return
+	}
+	if p.free == nil {
+		p.free = make(map[int][]*Tensor)
+	}
+	n := len(t.data)
+	p.free[n] = append(p.free[n], t)
+}
+
+// Reset forgets the recorded graph and returns every tensor created by ops
+// since the last Reset to the pool. Tensors from before are invalid after it.
+func (tp *Tape) Reset() {
+	p := &tp.pool
+	for i, t := range p.used {
+		if t.inUse {
+			tp.putBack(t)
+		}
+		p.used[i] = nil
+	}
+	p.used = p.used[:0]
+	for i := range tp.nnodes {
+		n := tp.nodes[i]
+		n.out = nil
+		n.backward = nil
+	}
+	tp.nnodes = 0
+}
