@@ -171,7 +171,7 @@ func tsneConditional(row, dist []float64, i int, perplexity float64) float64 {
 // tsneAffinities returns the symmetric joint probabilities P [n*n].
 func tsneAffinities(x []float64, n, d int, perplexity float64) []float64 {
 	p := make([]float64, n*n)
-	parallelRows(n, func(i int) {
+	forRows(n, func(i int) {
 		dist := make([]float64, n)
 		xi := x[i*d : (i+1)*d]
 		for j := 0; j < n; j++ {
@@ -216,7 +216,7 @@ func tsneOptimize(p []float64, n int, cfg TSNEConfig) []float64 {
 		}
 		// Student-t kernel and its normaliser.
 		sums := make([]float64, n)
-		parallelRows(n, func(i int) {
+		forRows(n, func(i int) {
 			s := 0.0
 			for j := 0; j < n; j++ {
 				if j == i {
@@ -234,7 +234,7 @@ func tsneOptimize(p []float64, n int, cfg TSNEConfig) []float64 {
 		for _, s := range sums {
 			z += s
 		}
-		parallelRows(n, func(i int) {
+		forRows(n, func(i int) {
 			gx, gy := 0.0, 0.0
 			for j := 0; j < n; j++ {
 				w := num[i*n+j]
@@ -269,8 +269,8 @@ func tsneOptimize(p []float64, n int, cfg TSNEConfig) []float64 {
 	return y
 }
 
-// parallelRows runs f(i) for i in [0,n) on GOMAXPROCS-many goroutines.
-func parallelRows(n int, f func(i int)) {
+// forRows runs f(i) for i in [0,n) on GOMAXPROCS-many goroutines.
+func forRows(n int, f func(i int)) {
 	workers := min(maxProcs(), n)
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
