@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"image/color"
 	_ "image/gif" // register decoders for image.Decode
 	_ "image/jpeg"
 	_ "image/png"
@@ -185,7 +184,9 @@ func DecodeImageFile(path string) (*augment.Image, error) {
 	return img, nil
 }
 
-// DecodeImage decodes an encoded image (any registered format) into planar RGB.
+// DecodeImage decodes an encoded image (any registered format) into planar
+// RGB with augment.FromImage: grey, CMYK and paletted images become RGB and
+// alpha is dropped, as PIL's convert("RGB") does.
 func DecodeImage(b []byte) (*augment.Image, error) {
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
 	if err != nil {
@@ -204,72 +205,5 @@ func DecodeImage(b []byte) (*augment.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decoding %s: %w", format, err)
 	}
-	return ToRGB(m), nil
-}
-
-// ToRGB converts any image to planar RGB in [0,1]. Alpha is dropped without
-// compositing (non-premultiplied colour kept), as PIL's convert("RGB") does.
-func ToRGB(m image.Image) *augment.Image {
-	r := m.Bounds()
-	w, h := r.Dx(), r.Dy()
-	out := augment.NewImage(w, h)
-	plane := w * h
-	R, G, B := out.Pix[:plane], out.Pix[plane:2*plane], out.Pix[2*plane:]
-	set8 := func(k int, r, g, b uint8) { R[k], G[k], B[k] = byteLUT[r], byteLUT[g], byteLUT[b] }
-	switch m := m.(type) {
-	case *image.YCbCr:
-		for y := range h {
-			for x := range w {
-				yi := m.YOffset(r.Min.X+x, r.Min.Y+y)
-				ci := m.COffset(r.Min.X+x, r.Min.Y+y)
-				cr, cg, cb := color.YCbCrToRGB(m.Y[yi], m.Cb[ci], m.Cr[ci])
-				set8(y*w+x, cr, cg, cb)
-			}
-		}
-	case *image.Gray:
-		for y := range h {
-			row := m.Pix[m.PixOffset(r.Min.X, r.Min.Y+y):]
-			for x := range w {
-				v := byteLUT[row[x]]
-				R[y*w+x], G[y*w+x], B[y*w+x] = v, v, v
-			}
-		}
-	case *image.NRGBA:
-		for y := range h {
-			row := m.Pix[m.PixOffset(r.Min.X, r.Min.Y+y):]
-			for x := range w {
-				set8(y*w+x, row[4*x], row[4*x+1], row[4*x+2])
-			}
-		}
-	case *image.CMYK:
-		for y := range h {
-			row := m.Pix[m.PixOffset(r.Min.X, r.Min.Y+y):]
-			for x := range w {
-				cr, cg, cb := color.CMYKToRGB(row[4*x], row[4*x+1], row[4*x+2], row[4*x+3])
-				set8(y*w+x, cr, cg, cb)
-			}
-		}
-	case *image.Paletted:
-		var pal [256][3]uint8
-		for i, c := range m.Palette {
-			n := color.NRGBAModel.Convert(c).(color.NRGBA)
-			pal[i] = [3]uint8{n.R, n.G, n.B}
-		}
-		for y := range h {
-			row := m.Pix[m.PixOffset(r.Min.X, r.Min.Y+y):]
-			for x := range w {
-				c := pal[row[x]]
-				set8(y*w+x, c[0], c[1], c[2])
-			}
-		}
-	default: // RGBA with alpha, 16-bit, YCCK...: exact through NRGBA64
-		for y := range h {
-			for x := range w {
-				c := color.NRGBA64Model.Convert(m.At(r.Min.X+x, r.Min.Y+y)).(color.NRGBA64)
-				k := y*w + x
-				R[k], G[k], B[k] = float32(c.R)/65535, float32(c.G)/65535, float32(c.B)/65535
-			}
-		}
-	}
-	return out
+	return augment.FromImage(m)
 }
