@@ -1,0 +1,17 @@
+//go:build !cgo || purego
+
+package dnnl
+
+import (
+	"errors"
+
+	"github.com/simclr-go/simclr/engine"
+)
+
+// New fails: this binary was built without oneDNN.
+func New(threads int) (engine.Backend, error) {
+	return nil, errors.New("dnnl: built without oneDNN (purego tag or CGO_ENABLED=0); use engine.Reference()")
+}
+
+// Available reports whether New can succeed.
+func Available() bool { return false }
