@@ -1,0 +1,124 @@
+package train
+
+import (
+	"bytes"
+	"fmt"
+	"image/color"
+	"os"
+	"path/filepath"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+)
+
+// Plot redraws RUNDIR/plots/{loss,lr,knn}.png from RUNDIR/metrics.jsonl:
+// the training loss (step records, with the per-epoch mean) and the
+// learning rate against the step, and the kNN top-1 accuracy against the
+// epoch (epoch 0 is the random initialisation).
+func Plot(rundir string) error {
+	recs, err := ReadMetrics(filepath.Join(rundir, "metrics.jsonl"))
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(rundir, "plots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("plots: %w", err)
+	}
+	var loss, lr, knn, epochLoss plotter.XYs
+	for _, r := range recs {
+		switch r.Type {
+		case "step":
+			if r.Loss != nil {
+				loss = append(loss, plotter.XY{X: float64(r.Step), Y: *r.Loss})
+			}
+			if r.LR != nil {
+				lr = append(lr, plotter.XY{X: float64(r.Step), Y: *r.LR})
+			}
+		case "epoch":
+			if r.KNNTop1 != nil {
+				knn = append(knn, plotter.XY{X: float64(r.Epoch), Y: 100 * *r.KNNTop1})
+			}
+			if r.Loss != nil {
+				epochLoss = append(epochLoss, plotter.XY{X: float64(r.Step), Y: *r.Loss})
+			}
+		}
+	}
+	write := func(name string, p *plot.Plot) error {
+		wt, err := p.WriterTo(6*vg.Inch, 4*vg.Inch, "png")
+		if err != nil {
+			return fmt.Errorf("plot %s: %w", name, err)
+		}
+		var buf bytes.Buffer
+		if _, err := wt.WriteTo(&buf); err != nil {
+			return fmt.Errorf("plot %s: %w", name, err)
+		}
+		if err := writeFileAtomic(filepath.Join(dir, name), buf.Bytes()); err != nil {
+			return fmt.Errorf("plot %s: %w", name, err)
+		}
+		return nil
+	}
+
+	p := newPlot("NT-Xent loss", "step", "loss")
+	if err := addLine(p, loss, "step", color.RGBA{R: 31, G: 119, B: 180, A: 255}, false); err != nil {
+		return err
+	}
+	if err := addLine(p, epochLoss, "epoch mean", color.RGBA{R: 214, G: 39, B: 40, A: 255}, true); err != nil {
+		return err
+	}
+	if err := write("loss.png", p); err != nil {
+		return err
+	}
+
+	p = newPlot("learning rate", "step", "lr")
+	if err := addLine(p, lr, "", color.RGBA{R: 44, G: 160, B: 44, A: 255}, false); err != nil {
+		return err
+	}
+	if err := write("lr.png", p); err != nil {
+		return err
+	}
+
+	p = newPlot("kNN top-1 (k-NN monitor)", "epoch", "top-1 accuracy (%)")
+	if err := addLine(p, knn, "", color.RGBA{R: 148, G: 103, B: 189, A: 255}, true); err != nil {
+		return err
+	}
+	if len(knn) == 0 {
+		p.Title.Text += ": not measured"
+	}
+	return write("knn.png", p)
+}
+
+func newPlot(title, x, y string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = x
+	p.Y.Label.Text = y
+	p.Add(plotter.NewGrid())
+	return p
+}
+
+func addLine(p *plot.Plot, xys plotter.XYs, legend string, c color.Color, points bool) error {
+	if len(xys) == 0 {
+		return nil
+	}
+	l, err := plotter.NewLine(xys)
+	if err != nil {
+		return fmt.Errorf("plot %s: %w", p.Title.Text, err)
+	}
+	l.Color = c
+	l.Width = vg.Points(1.2)
+	p.Add(l)
+	if points {
+		s, err := plotter.NewScatter(xys)
+		if err != nil {
+			return fmt.Errorf("plot %s: %w", p.Title.Text, err)
+		}
+		s.Color = c
+		p.Add(s)
+	}
+	if legend != "" {
+		p.Legend.Add(legend, l)
+		p.Legend.Top = true
+	}
+	return nil
+}
