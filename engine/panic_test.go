@@ -58,7 +58,9 @@ func TestBadInputPanics(t *testing.T) {
 			"engine: Concat: input 0 [1 2] and input 1 [1 3]: shapes differ beyond axis 0"},
 		{"reshape", func() { tp.Reshape(engine.New(4, 2), 3, 3) },
 			"engine: Reshape: x [4 2] to [3 3]: sizes differ"},
-		{"maxpool pad", func() { tp.MaxPool2D(engine.New(1, 1, 4, 4), engine.PoolParams{KH: 2, KW: 2, StrideH: 1, StrideW: 1, PadH: 2}) },
+		{"maxpool pad", func() {
+			tp.MaxPool2D(engine.New(1, 1, 4, 4), engine.PoolParams{KH: 2, KW: 2, StrideH: 1, StrideW: 1, PadH: 2})
+		},
 			"engine: MaxPool2D: x [1 1 4 4]: invalid params"},
 		{"l2 rank", func() { tp.L2Normalize(engine.New(2, 3, 4), 1e-12) },
 			"engine: L2Normalize: x [2 3 4] has rank 3, want 2"},

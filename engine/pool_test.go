@@ -28,7 +28,9 @@ func newTinyNet() *tinyNet {
 	return n
 }
 
-func (n *tinyNet) params() []*engine.Tensor { return []*engine.Tensor{n.w, n.gamma, n.beta, n.fc, n.fcb} }
+func (n *tinyNet) params() []*engine.Tensor {
+	return []*engine.Tensor{n.w, n.gamma, n.beta, n.fc, n.fcb}
+}
 
 func (n *tinyNet) loss(tp *engine.Tape, x *engine.Tensor, labels []int) *engine.Tensor {
 	h := tp.Conv2D(x, n.w, nil, engine.ConvParams{StrideH: 1, StrideW: 1, PadH: 1, PadW: 1})
