@@ -659,3 +659,14 @@ func (b *backend) MatMul(c, a, bm *engine.Tensor, transA, transB bool, alpha, be
 		must("MatMul", sgemm(transA, transB, m, n, k, alpha, a.Raw(), a.Dim(1), bm.Raw(), bm.Dim(1), beta, c.Raw(), n))
 	})
 }
+
+// maxThreads is the OpenMP pool size of the oneDNN thread.
+func maxThreads() int {
+	d := start()
+	if d.initErr != nil {
+		return 0
+	}
+	n := 0
+	d.do(func() { n = cMaxThreads() })
+	return n
+}

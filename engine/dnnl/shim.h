@@ -398,7 +398,8 @@ static int shim_exec(shim_plan *p, void *h0, void *h1, void *h2, void *h3, void 
         shim_step *s = &p->st[i];
         if (s->scratch && dnnl_memory_set_data_handle(s->scratch, g_scratch) != dnnl_success)
             return -2;
-        if (dnnl_primitive_execute(s->prim, g_stream, s->nargs, s->args) != dnnl_success) return -3;
+        dnnl_status_t r = dnnl_primitive_execute(s->prim, g_stream, s->nargs, s->args);
+        if (r != dnnl_success) return -100 - (int)r;
     }
     return dnnl_stream_wait(g_stream) == dnnl_success ? 0 : -4;
 }
@@ -618,6 +619,11 @@ static shim_plan *shim_bn(int kind, int nd, const int64_t *dims, int lay, int dy
         set_arg(s, DNNL_ARG_SRC, x);
         set_arg(s, DNNL_ARG_DIFF_DST, dy);
         set_arg(s, DNNL_ARG_SCALE, g);
+        // oneDNN 2.x validates that the shift is given to backward with
+        // dnnl_use_shift although it does not read it: pass a dummy.
+        dnnl_memory_t sh = own_mem(p, cvec);
+        if (!sh) FAIL("memory binding failed");
+        set_arg(s, DNNL_ARG_SHIFT, sh);
         set_arg(s, DNNL_ARG_MEAN, m);
         set_arg(s, DNNL_ARG_VARIANCE, v);
         if (ws) set_arg(s, DNNL_ARG_WORKSPACE, ws);

@@ -15,3 +15,5 @@ func New(threads int) (engine.Backend, error) {
 
 // Available reports whether New can succeed.
 func Available() bool { return false }
+
+func maxThreads() int { return 0 }
