@@ -216,72 +216,64 @@ func AdjustHue(img *Image, h float32) {
 	}
 }
 
-// hueShift is _rgb2hsv, (h+shift) mod 1, _hsv2rgb for one pixel, with the
-// same float32 operations as torchvision's tensor code.
+// hueShift is _rgb2hsv, (h+shift) mod 1, _hsv2rgb for one pixel. It
+// follows torchvision's float32 formulas, rearranged to avoid divisions and
+// unpredictable branches (the per-pixel sector switch of _hsv2rgb becomes the
+// equivalent closed form v - v*s*clamp(min(k, 4-k), 0, 1) with
+// k = (n + 6h) mod 6 and n = 5, 3, 1 for r, g, b); results agree to float32
+// rounding.
 func hueShift(r, g, b, shift float32) (float32, float32, float32) {
 	maxc := max(r, g, b)
 	minc := min(r, g, b)
-	if maxc == minc {
+	cr := maxc - minc
+	if cr == 0 {
 		// Gray: s = 0 and hue is irrelevant; hsv2rgb returns v everywhere.
 		return maxc, maxc, maxc
 	}
-	cr := maxc - minc
-	s := cr / maxc
-	rc := (maxc - r) / cr
-	gc := (maxc - g) / cr
-	bc := (maxc - b) / cr
-	var h float32
-	switch {
-	case maxc == r:
-		h = bc - gc
-	case maxc == g:
-		h = 2 + rc - bc
-	default:
-		h = 4 + gc - rc
+	inv := 1 / cr
+	// Hue in sixths of a turn, in [-1, 5): the sector of the maximum channel.
+	h := (g - b) * inv
+	if maxc != r {
+		h = 2 + (b-r)*inv
+		if maxc != g {
+			h = 4 + (r-g)*inv
+		}
 	}
-	h = fmod1(h/6 + 1)
-	h = fmod1(h + shift)
-	// _hsv2rgb
-	v := maxc
-	h6 := h * 6
-	fi := float32(math.Floor(float64(h6)))
-	f := h6 - fi
-	i := int(fi) % 6
-	if i < 0 {
-		i += 6
+	// h6 = 6*((h/6 + 1 + shift) mod 1), kept in [0, 6).
+	h6 := h + 6 + 6*shift // in (-4, 14)
+	h6 -= 6 * float32(int32(h6*(1.0/6)))
+	if h6 < 0 {
+		h6 += 6
+	} else if h6 >= 6 {
+		h6 -= 6
 	}
-	p := clamp01(v * (1 - s))
-	q := clamp01(v * (1 - s*f))
-	t := clamp01(v * (1 - s*(1-f)))
-	switch i {
-	case 0:
-		return v, t, p
-	case 1:
-		return q, v, p
-	case 2:
-		return p, v, t
-	case 3:
-		return p, q, v
-	case 4:
-		return t, p, v
-	default:
-		return v, p, q
-	}
+	vs := cr // v*s = maxc * (cr/maxc)
+	return maxc - vs*sector(h6+5), maxc - vs*sector(h6+3), maxc - vs*sector(h6+1)
 }
 
-// fmod1 is x mod 1 with a non-negative result (Python's %), valid for the
-// small |x| that occur here.
-func fmod1(x float32) float32 {
-	y := x - float32(math.Floor(float64(x)))
-	if y >= 1 {
-		y = 0
+// sector returns clamp(min(k, 4-k), 0, 1) for k = x mod 6, x in [0, 12).
+func sector(x float32) float32 {
+	if x >= 6 {
+		x -= 6
 	}
-	return y
+	return max(0, min(x, 4-x, 1))
 }
 
-// ApplyJitter applies the four adjustments of p in p.Order.
+// ApplyJitter applies the four adjustments of p in p.Order, one pass per
+// operator. (The pipeline uses a fused equivalent.)
 func ApplyJitter(img *Image, p JitterParams) {
-	applyJitter(img, p)
+	for _, op := range p.Order {
+		switch op {
+		case OpBrightness:
+			AdjustBrightness(img, p.Brightness)
+		case OpContrast:
+			AdjustContrast(img, p.Contrast)
+		case OpSaturation:
+			AdjustSaturation(img, p.Saturation)
+		case OpHue:
+			AdjustHue(img, p.Hue)
+		}
+	}
 }
 
 // Grayscale replaces each channel by the gray value 0.2989R+0.587G+0.114B
