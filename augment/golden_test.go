@@ -36,7 +36,7 @@ type composeParams struct {
 	Flip         bool
 	Jitter       bool
 	JitterParams *struct {
-		Order                                   [4]int
+		Order                                 [4]int
 		Brightness, Contrast, Saturation, Hue float32
 	} `json:"jitter_params"`
 	Gray       bool

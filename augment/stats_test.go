@@ -226,7 +226,7 @@ func TestCropDistribution(t *testing.T) {
 			}
 		}
 		pf, pr := float64(fallbacks)/float64(n), float64(refFallbacks)/float64(n)
-		se := math.Sqrt((pr*(1-pr)+1e-4)*2/float64(n))
+		se := math.Sqrt((pr*(1-pr) + 1e-4) * 2 / float64(n))
 		if math.Abs(pf-pr) > 5*se {
 			t.Errorf("%dx%d: fallback-shaped crops %.4f vs reference %.4f", w, h, pf, pr)
 		}
