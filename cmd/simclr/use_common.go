@@ -1,0 +1,245 @@
+package main
+
+// Shared plumbing of the commands that use a trained encoder (knn,
+// linear-eval, finetune, embed, export, neighbors).
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/simclr-go/simclr/augment"
+	"github.com/simclr-go/simclr/data"
+	"github.com/simclr-go/simclr/engine"
+	"github.com/simclr-go/simclr/eval"
+	"github.com/simclr-go/simclr/nn"
+	"github.com/simclr-go/simclr/train"
+	"github.com/spf13/cobra"
+)
+
+// runFlags are the flags every encoder-using command shares.
+type runFlags struct {
+	run      string
+	baseline string
+	threads  int
+	batch    int
+	workers  int
+}
+
+func addRunFlags(c *cobra.Command, f *runFlags, baseline bool) {
+	c.Flags().StringVar(&f.run, "run", "", "run directory written by 'simclr pretrain' (its last checkpoint is used)")
+	if baseline {
+		c.Flags().StringVar(&f.baseline, "baseline", "", "random-init: evaluate a freshly initialised encoder of the run's architecture instead of the trained one")
+	}
+	c.Flags().IntVar(&f.threads, "threads", 0, "compute threads (0 = all cores)")
+	c.Flags().IntVar(&f.batch, "eval-batch", 256, "images per forward pass when computing embeddings")
+	c.Flags().IntVar(&f.workers, "workers", 0, "image decoding goroutines (0 = all cores)")
+}
+
+// loadedRun is an encoder ready to use.
+type loadedRun struct {
+	Run     *train.Run
+	Model   *nn.Model
+	Aug     augment.Config // the run's augmentation policy (size, normalisation)
+	Backend engine.Backend
+	Tape    *engine.Tape
+	// Source says which weights are used, for reports.
+	Source string
+}
+
+func openRun(f *runFlags, stderr io.Writer) (*loadedRun, error) {
+	if f.run == "" {
+		return nil, errors.New("--run RUNDIR is required (a directory written by 'simclr pretrain')")
+	}
+	r, err := train.LoadRun(f.run)
+	if err != nil {
+		return nil, err
+	}
+	cfg := r.Config
+	acfg, err := cfg.Resolve()
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", f.run, err)
+	}
+	lr := &loadedRun{Run: r, Model: r.Model, Aug: acfg,
+		Source: fmt.Sprintf("%s (step %d, epoch %d)", r.Checkpoint, r.Step, r.Epoch)}
+	switch f.baseline {
+	case "":
+	case "random-init":
+		if lr.Model, err = train.NewModel(cfg); err != nil {
+			return nil, err
+		}
+		lr.Source = fmt.Sprintf("random-init baseline (%s x%g, %s stem, seed %d; run %s not used for weights)", cfg.Arch, cfg.Width, cfg.Stem, cfg.Seed, f.run)
+	default:
+		return nil, fmt.Errorf("--baseline %q: the only baseline is random-init", f.baseline)
+	}
+	if lr.Backend, err = train.NewBackend(f.threads); err != nil {
+		return nil, err
+	}
+	lr.Tape = engine.NewTape(lr.Backend)
+	fmt.Fprintf(stderr, "encoder: %s x%g (%s stem, h %d-d) from %s; backend %s\n",
+		cfg.Arch, cfg.Width, cfg.Stem, lr.Model.Encoder.OutDim(), lr.Source, lr.Backend.Name())
+	return lr, nil
+}
+
+// evalPipeline is the deterministic evaluation view of the run's policy.
+func (lr *loadedRun) evalPipeline() (*augment.Pipeline, error) { return augment.New(lr.Aug) }
+
+// cropFlipPipeline keeps only random resized crop and flip (paper B.5/B.6).
+func (lr *loadedRun) cropFlipPipeline() (*augment.Pipeline, error) {
+	c := lr.Aug
+	c.JitterP, c.GrayP, c.BlurP, c.SolarizeP = 0, 0, 0, 0
+	return augment.New(c)
+}
+
+// labeledSet is a dataset whose labels have been mapped into a common
+// class space.
+type labeledSet struct {
+	Spec  string
+	DS    data.Dataset
+	Label func(i int) int
+}
+
+func openData(spec, role string) (data.Dataset, error) {
+	if spec == "" {
+		return nil, fmt.Errorf("--%s SPEC is required (e.g. cifar10:PATH@%s or folder:PATH)", role, role)
+	}
+	ds, err := data.Open(spec)
+	if err != nil {
+		return nil, fmt.Errorf("--%s: %w", role, err)
+	}
+	if ds.Len() == 0 {
+		return nil, fmt.Errorf("--%s %s: the dataset is empty", role, spec)
+	}
+	return ds, nil
+}
+
+// openTrainTest opens two labelled datasets and maps the test labels into
+// the training set's classes: by class name when both have names, else by
+// number (then the class counts must agree). Test classes the training set
+// does not have are an error, since no classifier trained on it can predict
+// them.
+func openTrainTest(trainSpec, testSpec string) (tr, te labeledSet, classes int, names []string, err error) {
+	trDS, err := openData(trainSpec, "train")
+	if err != nil {
+		return
+	}
+	teDS, err := openData(testSpec, "test")
+	if err != nil {
+		return
+	}
+	if trDS.NumClasses() == 0 {
+		err = fmt.Errorf("--train %s has no labels (a flat folder?); evaluation needs class labels, e.g. class sub-folders", trainSpec)
+		return
+	}
+	if teDS.NumClasses() == 0 {
+		err = fmt.Errorf("--test %s has no labels (a flat folder?); evaluation needs class labels, e.g. class sub-folders", testSpec)
+		return
+	}
+	classes, names = trDS.NumClasses(), trDS.ClassNames()
+	tr = labeledSet{Spec: trainSpec, DS: trDS, Label: trDS.Label}
+	te = labeledSet{Spec: testSpec, DS: teDS}
+	trNames, teNames := trDS.ClassNames(), teDS.ClassNames()
+	if len(trNames) == classes && len(teNames) == teDS.NumClasses() {
+		idx := map[string]int{}
+		for i, n := range trNames {
+			idx[n] = i
+		}
+		mapping := make([]int, len(teNames))
+		var unknown []string
+		for i, n := range teNames {
+			j, ok := idx[n]
+			if !ok {
+				unknown = append(unknown, n)
+			}
+			mapping[i] = j
+		}
+		if len(unknown) > 0 {
+			sort.Strings(unknown)
+			err = fmt.Errorf("--test %s has %d classes unknown to --train %s: %s (train classes: %s)",
+				testSpec, len(unknown), trainSpec, clip(unknown, 8), clip(trNames, 12))
+			return
+		}
+		te.Label = func(i int) int {
+			l := teDS.Label(i)
+			if l < 0 {
+				return l
+			}
+			return mapping[l]
+		}
+		return
+	}
+	if teDS.NumClasses() != classes {
+		err = fmt.Errorf("label count mismatch: --train %s has %d classes, --test %s has %d (and no class names to match them by)",
+			trainSpec, classes, testSpec, teDS.NumClasses())
+		return
+	}
+	te.Label = teDS.Label
+	return
+}
+
+func clip(s []string, n int) string {
+	if len(s) <= n {
+		return strings.Join(s, ", ")
+	}
+	return strings.Join(s[:n], ", ") + fmt.Sprintf(", ... (%d more)", len(s)-n)
+}
+
+// embedAll computes the encoder features (h) of a whole labelled set in
+// memory, in dataset order. Unlabelled items are an error.
+func (lr *loadedRun) embedAll(set labeledSet, f *runFlags, stderr io.Writer) ([]float32, []int, error) {
+	tf, err := lr.evalPipeline()
+	if err != nil {
+		return nil, nil, err
+	}
+	loader, err := data.NewEvalLoader(set.DS, tf, f.batch, f.workers)
+	if err != nil {
+		return nil, nil, err
+	}
+	dim := lr.Model.Encoder.OutDim()
+	feats := make([]float32, 0, set.DS.Len()*dim)
+	labels := make([]int, 0, set.DS.Len())
+	err = eval.Embed(lr.Tape, lr.Model.Encoder, loader, func(b *data.EvalBatch, h []float32) error {
+		for _, i := range b.Indices {
+			l := set.Label(i)
+			if l < 0 {
+				return fmt.Errorf("%s: image %s has no label", set.Spec, set.DS.Name(i))
+			}
+			labels = append(labels, l)
+		}
+		feats = append(feats, h...)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("embedding %s: %w", set.Spec, err)
+	}
+	fmt.Fprintf(stderr, "embedded %s: %d images, %d-d\n", set.Spec, len(labels), dim)
+	return feats, labels, nil
+}
+
+// result is the final JSON line of knn, linear-eval and finetune.
+type result struct {
+	Command  string         `json:"command"`
+	Top1     float64        `json:"top1"`
+	Top5     float64        `json:"top5"`
+	Protocol string         `json:"protocol"`
+	Encoder  string         `json:"encoder"`
+	Train    string         `json:"train"`
+	Test     string         `json:"test"`
+	NTrain   int            `json:"n_train"`
+	NTest    int            `json:"n_test"`
+	Classes  int            `json:"classes"`
+	Extra    map[string]any `json:"details,omitempty"`
+}
+
+func printResult(cmd *cobra.Command, r result) error {
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s: top-1 %.2f%%, top-5 %.2f%% on %d test images (%s)\n", r.Command, 100*r.Top1, 100*r.Top5, r.NTest, r.Protocol)
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(cmd.OutOrStdout(), string(b))
+	return err
+}
