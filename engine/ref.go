@@ -55,6 +55,19 @@ func parallel(n, work int, f func(i int)) {
 	wg.Wait()
 }
 
+// validRange returns the output positions [lo, hi) whose input position
+// out*stride - pad + k lies inside [0, in), so inner loops need no bounds
+// tests.
+func validRange(out, stride, pad, k, in int) (lo, hi int) {
+	if d := pad - k; d > 0 {
+		lo = (d + stride - 1) / stride
+	}
+	if last := in - 1 + pad - k; last >= 0 {
+		hi = min(out, last/stride+1)
+	}
+	return lo, max(lo, hi)
+}
+
 func dims4(t *Tensor) (int, int, int, int) { return t.shape[0], t.shape[1], t.shape[2], t.shape[3] }
 
 // Conv2D: y[n,o,oh,ow] = b[o] + sum_{c,kh,kw} w[o,c,kh,kw] * x[n,c,oh*s-p+kh,ow*s-p+kw],
@@ -80,18 +93,15 @@ func (refBackend) Conv2D(y, x, w, b *Tensor, p ConvParams) {
 		for c := range C {
 			plane := xd[(n*C+c)*H*W : (n*C+c+1)*H*W]
 			for kh := range KH {
+				ohLo, ohHi := validRange(OH, p.StrideH, p.PadH, kh, H)
 				for kw := range KW {
+					owLo, owHi := validRange(OW, p.StrideW, p.PadW, kw, W)
 					wv := float64(wd[((o*C+c)*KH+kh)*KW+kw])
-					for oh := range OH {
-						ih := oh*p.StrideH - p.PadH + kh
-						if ih < 0 || ih >= H {
-							continue
-						}
-						for ow := range OW {
-							iw := ow*p.StrideW - p.PadW + kw
-							if iw >= 0 && iw < W {
-								acc[oh*OW+ow] += wv * float64(plane[ih*W+iw])
-							}
+					for oh := ohLo; oh < ohHi; oh++ {
+						row := plane[(oh*p.StrideH-p.PadH+kh)*W:]
+						accRow := acc[oh*OW:]
+						for ow := owLo; ow < owHi; ow++ {
+							accRow[ow] += wv * float64(row[ow*p.StrideW-p.PadW+kw])
 						}
 					}
 				}
@@ -119,18 +129,15 @@ func (refBackend) Conv2DBackwardData(dx, dy, w *Tensor, p ConvParams) {
 		for o := range O {
 			gplane := gd[(n*O+o)*OH*OW : (n*O+o+1)*OH*OW]
 			for kh := range KH {
+				ohLo, ohHi := validRange(OH, p.StrideH, p.PadH, kh, H)
 				for kw := range KW {
+					owLo, owHi := validRange(OW, p.StrideW, p.PadW, kw, W)
 					wv := float64(wd[((o*C+c)*KH+kh)*KW+kw])
-					for oh := range OH {
-						ih := oh*p.StrideH - p.PadH + kh
-						if ih < 0 || ih >= H {
-							continue
-						}
-						for ow := range OW {
-							iw := ow*p.StrideW - p.PadW + kw
-							if iw >= 0 && iw < W {
-								acc[ih*W+iw] += wv * float64(gplane[oh*OW+ow])
-							}
+					for oh := ohLo; oh < ohHi; oh++ {
+						accRow := acc[(oh*p.StrideH-p.PadH+kh)*W:]
+						grow := gplane[oh*OW:]
+						for ow := owLo; ow < owHi; ow++ {
+							accRow[ow*p.StrideW-p.PadW+kw] += wv * float64(grow[ow])
 						}
 					}
 				}
@@ -155,21 +162,18 @@ func (refBackend) Conv2DBackwardWeights(dw, db, x, dy *Tensor, p ConvParams) {
 	parallel(O, len(gd)*C*KH*KW, func(o int) {
 		for c := range C {
 			for kh := range KH {
+				ohLo, ohHi := validRange(OH, p.StrideH, p.PadH, kh, H)
 				for kw := range KW {
+					owLo, owHi := validRange(OW, p.StrideW, p.PadW, kw, W)
 					var s float64
 					for n := range N {
 						gplane := gd[(n*O+o)*OH*OW : (n*O+o+1)*OH*OW]
 						xplane := xd[(n*C+c)*H*W : (n*C+c+1)*H*W]
-						for oh := range OH {
-							ih := oh*p.StrideH - p.PadH + kh
-							if ih < 0 || ih >= H {
-								continue
-							}
-							for ow := range OW {
-								iw := ow*p.StrideW - p.PadW + kw
-								if iw >= 0 && iw < W {
-									s += float64(gplane[oh*OW+ow]) * float64(xplane[ih*W+iw])
-								}
+						for oh := ohLo; oh < ohHi; oh++ {
+							xrow := xplane[(oh*p.StrideH-p.PadH+kh)*W:]
+							grow := gplane[oh*OW:]
+							for ow := owLo; ow < owHi; ow++ {
+								s += float64(grow[ow]) * float64(xrow[ow*p.StrideW-p.PadW+kw])
 							}
 						}
 					}

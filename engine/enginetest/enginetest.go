@@ -1,5 +1,12 @@
 // Package enginetest holds test helpers for code built on package engine,
-// chiefly a finite-difference gradient checker.
+// chiefly a finite-difference gradient checker. A typical test:
+//
+//	rng := rand.New(rand.NewPCG(1, 2))
+//	x, w := enginetest.Rand(rng, 2, 3), enginetest.Rand(rng, 4, 3)
+//	enginetest.CheckGrad(t, engine.Reference(), []*engine.Tensor{x, w},
+//		func(tp *engine.Tape, in []*engine.Tensor) *engine.Tensor {
+//			return tp.LogSoftmax(tp.Linear(in[0], in[1], nil))
+//		}, enginetest.DefaultTol)
 package enginetest
 
 import (
