@@ -324,4 +324,3 @@ func TestGradComposite(t *testing.T) {
 		return tp.LogSoftmax(tp.MatMul(z, z, false, true))
 	})
 }
-

@@ -75,4 +75,3 @@ func TestCheckGradRejectsWrongGradient(t *testing.T) {
 		t.Fatal("CheckGrad rejected a correct gradient")
 	}
 }
-
