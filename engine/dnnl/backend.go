@@ -285,17 +285,22 @@ func convDims(op string, x, w, y *engine.Tensor, p engine.ConvParams) [13]int64 
 // first use.
 func (b *backend) conv(kind int, dm *[13]int64, xl, yl int, bias bool, h *handles) {
 	d := b.d
-	k := pkey{op: opConv, kind: uint8(kind), l1: int8(xl), l2: int8(yl), d: *dm}
-	if bias {
-		k.flags = 1
-	}
-	k.flags |= uint8(b.algo) << 1
+	k := b.convKey(kind, dm, xl, yl, bias)
 	p := d.plans[k]
 	if p == nil {
 		p = b.chooseConv(kind, dm, xl, yl, bias, h)
 		d.plans[k] = p
 	}
 	must("convolution", p.exec(h))
+}
+
+func (b *backend) convKey(kind int, dm *[13]int64, xl, yl int, bias bool) pkey {
+	k := pkey{op: opConv, kind: uint8(kind), l1: int8(xl), l2: int8(yl), d: *dm}
+	if bias {
+		k.flags = 1
+	}
+	k.flags |= uint8(b.algo) << 1
+	return k
 }
 
 // chooseConv builds the direct plan and, for 3x3 stride-1 shapes, the
