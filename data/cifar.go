@@ -9,7 +9,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 )
 
 // cifarFormat describes one of the CIFAR binary versions.
@@ -91,14 +93,43 @@ func openCIFAR(f cifarFormat, path, split string) (Dataset, error) {
 
 func (f cifarFormat) readFolder(d *recordDataset, dir, split string) error {
 	dirs := []string{dir, filepath.Join(dir, f.subdir)}
-	for _, base := range f.splits[split] {
-		p := findFile(dirs, base+".bin", base+".bin.gz")
-		if p == "" {
+	bases := f.splits[split]
+	paths := make([]string, len(bases))
+	for k, base := range bases {
+		if paths[k] = findFile(dirs, base+".bin", base+".bin.gz"); paths[k] == "" {
 			return fmt.Errorf("%s: %s: no %s.bin(.gz) found; %s", f.kind, dir, base, f.downloadHint())
 		}
-		if err := f.readFile(d, p); err != nil {
+	}
+	// Decompress the files in parallel (gzip is the slow part), then parse
+	// them in order.
+	raw := make([][]byte, len(paths))
+	errs := make([]error, len(paths))
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for k, p := range paths {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			raw[k], errs[k] = readMaybeGzip(p)
+		}()
+	}
+	wg.Wait()
+	for k, p := range paths {
+		if errs[k] != nil {
+			return fmt.Errorf("%s: %s: %w", f.kind, p, errs[k])
+		}
+	}
+	total := 0
+	for _, b := range raw {
+		total += len(b)
+	}
+	d.pix = make([]byte, 0, total/f.recLen()*cifarPixels)
+	for k, p := range paths {
+		if err := f.parse(d, p, raw[k]); err != nil {
 			return err
 		}
+		raw[k] = nil
 	}
 	return nil
 }

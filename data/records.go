@@ -142,11 +142,16 @@ func readAllMaybeGzip(r io.Reader) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gzip: %w", err)
 	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
+	var buf bytes.Buffer
+	if f, ok := r.(*os.File); ok { // size hint: these files compress little
+		if st, err := f.Stat(); err == nil && st.Size() < 1<<31 {
+			buf.Grow(int(st.Size()) + int(st.Size())/8)
+		}
+	}
+	if _, err := buf.ReadFrom(zr); err != nil {
 		return nil, fmt.Errorf("gzip: %w (file truncated or corrupt)", err)
 	}
-	return b, nil
+	return buf.Bytes(), nil
 }
 
 // fileExists reports whether path names an existing regular file.

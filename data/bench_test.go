@@ -1,0 +1,68 @@
+package data
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/simclr-go/simclr/augment"
+)
+
+// synthCIFAR is an in-memory CIFAR-like dataset of n random 32x32 images.
+func synthCIFAR(n int) *recordDataset {
+	rng := rand.New(rand.NewPCG(1, 1))
+	d := &recordDataset{prefix: "synth", w: 32, h: 32, layout: planarRowMajor, n: n, pix: make([]byte, n*cifarPixels), labels: make([]int16, n), classes: cifar10Format.classes}
+	for i := range d.pix {
+		d.pix[i] = byte(rng.Uint32())
+	}
+	return d
+}
+
+// copyTF is the cheapest possible transform: copy the image, so the
+// benchmark measures the loader's own overhead.
+type copyTF struct{}
+
+func (copyTF) Size() int { return 32 }
+func (copyTF) View(dst []float32, src *augment.Image, rng *rand.Rand) error {
+	copy(dst, src.Pix)
+	dst[0] += rng.Float32()
+	return nil
+}
+func (copyTF) Eval(dst []float32, src *augment.Image) error { copy(dst, src.Pix); return nil }
+
+func benchPairs(b *testing.B, tf Transform, workers int) {
+	const batch = 256
+	l, err := NewPairLoader(synthCIFAR(4096), tf, LoaderConfig{Batch: batch, Workers: workers, Seed: 1, Shuffle: true, DropLast: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	n := 0
+	for e := 0; n < b.N; e++ {
+		for _, err := range l.Epoch(e) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			if n++; n == b.N {
+				break
+			}
+		}
+	}
+	b.ReportMetric(float64(n*batch)/b.Elapsed().Seconds(), "img/s")
+	b.ReportMetric(l.Stats().WaitTime.Seconds()/b.Elapsed().Seconds(), "wait-share")
+}
+
+// BenchmarkPairLoaderOverhead: loader machinery alone (copy transform).
+func BenchmarkPairLoaderOverhead(b *testing.B) { benchPairs(b, copyTF{}, 0) }
+
+// BenchmarkPairLoaderCIFARAugment: SimCLR CIFAR augmentations, 2 views an image.
+func BenchmarkPairLoaderCIFARAugment(b *testing.B) {
+	cfg, err := augment.Preset("cifar")
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := augment.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchPairs(b, p, 0)
+}
