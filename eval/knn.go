@@ -12,6 +12,10 @@ import (
 	"gonum.org/v1/gonum/blas/blas32"
 )
 
+// Blocks bound the similarity buffer to knnTestBlock×knnTrainBlock floats
+// (16 MiB); variables so that tests can shrink them.
+var knnTestBlock, knnTrainBlock = 512, 8192
+
 // KNN is the weighted k-nearest-neighbour classifier used to monitor
 // self-supervised training (Wu et al. 2018, as in lightly and solo-learn):
 // features are L2-normalised, each test sample takes its k most
@@ -47,8 +51,7 @@ func KNNWith(b engine.Backend, trainFeats []float32, trainLabels []int, testFeat
 	tr := knnNormalize(trainFeats, dim)
 	te := knnNormalize(testFeats, dim)
 
-	// Blocks bound the similarity buffer to testBlock×trainBlock floats.
-	const testBlock, trainBlock = 512, 8192
+	testBlock, trainBlock := knnTestBlock, knnTrainBlock
 	sims := make([]float32, testBlock*min(trainBlock, nTrain))
 	heaps := make([]knnHeap, testBlock)
 	for i := range heaps {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/simclr-go/simclr/data"
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 )
@@ -28,7 +29,7 @@ import (
 // -> the preset's value). The config saved in RUNDIR/config.yaml is the
 // resolved one, so a run is fully described by it.
 type Config struct {
-	Data   string `yaml:"data" help:"training images: a data spec (see 'simclr data'); empty = the embedded fashion-mnist"`
+	Data   string `yaml:"data" help:"training images: a data spec KIND:PATH[@SPLIT] (cifar10:, cifar100:, stl10:, folder:, fashion-mnist:, mnist:); default: the embedded Fashion-MNIST"`
 	Out    string `yaml:"out" help:"run directory (config, checkpoints, metrics, plots)"`
 	Config string `yaml:"-" help:"YAML file with any of these keys; flags set explicitly override it"`
 
@@ -82,6 +83,7 @@ type Config struct {
 // for small images: ResNet-18 on the embedded Fashion-MNIST.
 func DefaultConfig() Config {
 	return Config{
+		Data:            data.DefaultSpec,
 		Arch:            "resnet18",
 		Width:           1,
 		Head:            "v1",

@@ -153,6 +153,7 @@ func LoadRun(dir string) (*Run, error) {
 		return nil, err
 	}
 	r.Dir = dir
+	r.Config.Out = dir // the run may have been moved since
 	return r, nil
 }
 

@@ -208,10 +208,12 @@ func Pretrain(ctx context.Context, cfg Config, progress io.Writer, opts Options)
 		return Summary{}, fmt.Errorf("run directory: %w", err)
 	}
 	removeStaleTemps(t.ckdir)
-	if t.cfgY, err = cfg.yamlBytes(); err != nil {
+	saved := cfg
+	saved.Resume = false // the file describes the run, not how it was started
+	if t.cfgY, err = saved.yamlBytes(); err != nil {
 		return Summary{}, err
 	}
-	if err := cfg.Save(filepath.Join(cfg.Out, "config.yaml")); err != nil {
+	if err := saved.Save(filepath.Join(cfg.Out, "config.yaml")); err != nil {
 		return Summary{}, fmt.Errorf("save config: %w", err)
 	}
 	metricsPath := filepath.Join(cfg.Out, "metrics.jsonl")

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/simclr-go/simclr/engine"
+	"github.com/simclr-go/simclr/engine/dnnl"
+	"github.com/simclr-go/simclr/loss"
+	"github.com/simclr-go/simclr/nn"
+	"github.com/simclr-go/simclr/optim"
+	"github.com/simclr-go/simclr/train"
+	"github.com/spf13/cobra"
+)
+
+func init() { rootCmd.AddCommand(newBenchCmd()) }
+
+// benchOpts mirror ../shared/reference/simclr_ref.py's arguments.
+type benchOpts struct {
+	Arch, Stem, Head, Mode, Backend string
+	Width, Temperature              float64
+	Batch, Steps, Warmup, Threads   int
+	Size                            int
+}
+
+// benchResult is the JSON line bench prints; the names follow
+// simclr_ref.py's output so the two can be compared side by side.
+type benchResult struct {
+	Arch         string  `json:"arch"`
+	Width        float64 `json:"width"`
+	Stem         string  `json:"stem"`
+	Mode         string  `json:"mode"`
+	Backend      string  `json:"backend"`
+	Threads      int     `json:"threads"`
+	Batch        int     `json:"batch"`
+	ViewsPerStep int     `json:"views_per_step"`
+	ImagesPerS   float64 `json:"images_per_s"`
+	ViewsPerS    float64 `json:"views_per_s"`
+	MsPerStep    float64 `json:"ms_per_step"`
+	MsPerStepMin float64 `json:"ms_per_step_min"`
+	MsPerStepMax float64 `json:"ms_per_step_max"`
+	TimedSteps   int     `json:"timed_steps"`
+	WarmupSteps  int     `json:"warmup_steps"`
+	PeakRSSMiB   float64 `json:"peak_rss_mib"`
+	Params       int     `json:"params"`
+	FwdGFLOPView float64 `json:"fwd_gflop_per_view"`
+	GFLOPPerStep float64 `json:"gflop_per_step"`
+	GFLOPS       float64 `json:"gflops"`
+	LastLoss     float64 `json:"last_loss,omitempty"`
+	GoMaxProcs   int     `json:"gomaxprocs"`
+}
+
+func newBenchCmd() *cobra.Command {
+	o := benchOpts{}
+	cmd := &cobra.Command{
+		Use:   "bench [--arch resnet18] [--stem cifar] [--width 1] [--batch 64] [--steps 10] [--threads 2] [--mode train|embed]",
+		Short: "Time SimCLR training steps (or embedding) on synthetic inputs",
+		Long: `Time full SimCLR training steps on synthetic inputs, as
+../shared/reference/simclr_ref.py does for PyTorch: both views of B images go
+through one forward of 2B images, then NT-Xent, backward and a LARS step
+(lr 0.3*B/256). After the warm-up steps, each step is timed and the median
+reported. --mode embed times the encoder alone in evaluation mode without
+gradients on B images.
+
+Prints one JSON line: images_per_s (source images: each gives 2 views in
+train mode), ms_per_step (median), peak_rss_mib (getrusage max RSS),
+gflops (achieved: forward conv+linear FLOPs x3 for training, as the
+reference counts them) and the backend.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			b, err := benchBackend(o.Backend, o.Threads)
+			if err != nil {
+				return err
+			}
+			res, err := runBench(o, b)
+			if err != nil {
+				return err
+			}
+			j, err := json.Marshal(res)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), string(j))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Arch, "arch", "resnet18", "encoder: resnet18|resnet34|resnet50")
+	f.StringVar(&o.Stem, "stem", "cifar", "cifar|imagenet")
+	f.Float64Var(&o.Width, "width", 1, "width multiplier")
+	f.StringVar(&o.Head, "head", "v1", "projection head v1|v2")
+	f.IntVar(&o.Batch, "batch", 64, "source images per step (train mode: 2B views)")
+	f.IntVar(&o.Steps, "steps", 10, "timed steps")
+	f.IntVar(&o.Warmup, "warmup", 2, "untimed warm-up steps")
+	f.IntVar(&o.Threads, "threads", 0, "compute threads (0 = all cores)")
+	f.IntVar(&o.Size, "image-size", 32, "side of the synthetic images")
+	f.StringVar(&o.Mode, "mode", "train", "train (forward+NT-Xent+backward+LARS) | embed (encoder, eval, no grad)")
+	f.StringVar(&o.Backend, "backend", "auto", "auto (oneDNN when built in) | dnnl | reference")
+	f.Float64Var(&o.Temperature, "temperature", 0.5, "NT-Xent temperature")
+	return cmd
+}
+
+func benchBackend(name string, threads int) (engine.Backend, error) {
+	switch name {
+	case "auto":
+		return train.NewBackend(threads)
+	case "dnnl":
+		return dnnl.New(threads)
+	case "reference":
+		return engine.Reference(), nil
+	}
+	return nil, fmt.Errorf("--backend %q: want auto, dnnl or reference", name)
+}
+
+func runBench(o benchOpts, b engine.Backend) (benchResult, error) {
+	if o.Mode != "train" && o.Mode != "embed" {
+		return benchResult{}, fmt.Errorf("--mode %q: want train or embed", o.Mode)
+	}
+	if o.Batch < 2 || o.Steps < 1 || o.Warmup < 0 || o.Size < 1 {
+		return benchResult{}, fmt.Errorf("bench: need --batch >= 2, --steps >= 1, --warmup >= 0, --image-size >= 1")
+	}
+	m, err := nn.NewModel(nn.ResNetConfig{Arch: o.Arch, Width: o.Width, Stem: o.Stem, Seed: 0}, nn.HeadConfig{Version: o.Head, Seed: 1})
+	if err != nil {
+		return benchResult{}, err
+	}
+	B := o.Batch
+	views := B
+	if o.Mode == "train" {
+		views = 2 * B
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	xs := make([]float32, views*3*o.Size*o.Size)
+	for i := range xs {
+		xs[i] = float32(rng.NormFloat64())
+	}
+	x := engine.FromData(xs, views, 3, o.Size, o.Size)
+	tp := engine.NewTape(b)
+	fwdView := float64(m.FLOPs(o.Size, o.Size)) // encoder + head, one view
+	var step func() float64
+	var gflopStep float64
+	if o.Mode == "train" {
+		opt, err := optim.NewLARS(m.Params(), optim.LARSDefaults)
+		if err != nil {
+			return benchResult{}, err
+		}
+		lr := float32(0.3 * float64(B) / 256)
+		tau := float32(o.Temperature)
+		step = func() float64 {
+			tp.Reset()
+			z := m.Forward(tp, x, true)
+			l, st := loss.NTXent(tp, z, B, tau)
+			opt.ZeroGrad()
+			tp.Backward(l)
+			opt.Step(lr)
+			return st.Loss
+		}
+		gflopStep = 3 * fwdView * float64(views) / 1e9
+	} else {
+		tp.SetGrad(false)
+		step = func() float64 {
+			tp.Reset()
+			h := tp.Plain(m.Encoder.Forward(tp, x, false))
+			return float64(h.Data()[0])
+		}
+		gflopStep = fwdView * float64(views) / 1e9
+	}
+	for range o.Warmup {
+		step()
+	}
+	times := make([]float64, o.Steps)
+	var last float64
+	for i := range times {
+		t0 := time.Now()
+		last = step()
+		times[i] = time.Since(t0).Seconds()
+	}
+	sorted := slices.Clone(times)
+	slices.Sort(sorted)
+	med := sorted[len(sorted)/2]
+	if len(sorted)%2 == 0 {
+		med = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
+	}
+	res := benchResult{
+		Arch: o.Arch, Width: o.Width, Stem: o.Stem, Mode: o.Mode, Backend: b.Name(), Threads: o.Threads,
+		Batch: B, ViewsPerStep: views,
+		ImagesPerS: round(float64(B)/med, 2), ViewsPerS: round(float64(views)/med, 2),
+		MsPerStep: round(1e3*med, 1), MsPerStepMin: round(1e3*sorted[0], 1), MsPerStepMax: round(1e3*sorted[len(sorted)-1], 1),
+		TimedSteps: o.Steps, WarmupSteps: o.Warmup, PeakRSSMiB: round(peakRSSMiB(), 0),
+		Params: nn.NumParams(m), FwdGFLOPView: round(fwdView/1e9, 4),
+		GFLOPPerStep: round(gflopStep, 2), GFLOPS: round(gflopStep/med, 1),
+		GoMaxProcs: runtime.GOMAXPROCS(0),
+	}
+	if o.Mode == "train" {
+		if math.IsNaN(last) || math.IsInf(last, 0) {
+			return res, fmt.Errorf("bench: the loss became %v", last)
+		}
+		res.LastLoss = round(last, 4)
+	}
+	return res, nil
+}
+
+// peakRSSMiB is getrusage's maximum resident set size (KiB on Linux).
+func peakRSSMiB() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Maxrss) / 1024
+}
+
+func round(x float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(x*p) / p
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/simclr-go/simclr/train"
+	"github.com/spf13/cobra"
+)
+
+func init() { rootCmd.AddCommand(newPretrainCmd()) }
+
+func newPretrainCmd() *cobra.Command {
+	var fl *train.Flags
+	cmd := &cobra.Command{
+		Use:   "pretrain --data SPEC --out RUNDIR [--config FILE.yaml] [flags]",
+		Short: "Pretrain an encoder with SimCLR on unlabelled images",
+		Long: `Pretrain a ResNet encoder and projection head with SimCLR (NT-Xent loss,
+LARS by default) on the images of --data, writing RUNDIR:
+
+  RUNDIR/config.yaml                      the resolved configuration
+  RUNDIR/checkpoints/ckpt-<step>.safetensors  weights, optimizer and position
+  RUNDIR/metrics.jsonl                    one JSON object per logged step and epoch
+  RUNDIR/plots/{loss,lr,knn}.png          training curves
+
+Every hyperparameter is a flag and a key of the --config YAML file (the flag
+name with underscores: --weight-decay is weight_decay); flags given
+explicitly override the file. --resume continues the run in --out from its
+last checkpoint, with the run's config.yaml as the base configuration.
+Ctrl-C stops after the current step with a checkpoint. The run ends with a
+one-line JSON summary on stdout.`,
+		Example: `  simclr pretrain --out runs/fmnist --epochs 5 --batch 128 --width 0.25
+  simclr pretrain --data cifar10:data/cifar10@train --out runs/c10 --config c10.yaml
+  simclr pretrain --out runs/c10 --resume`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := pretrainConfig(fl)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			sum, err := train.Pretrain(ctx, cfg, cmd.ErrOrStderr(), train.Options{})
+			if err != nil {
+				return err
+			}
+			b, err := json.Marshal(sum)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), string(b))
+			return nil
+		},
+	}
+	fl = train.BindFlags(cmd.Flags(), train.DefaultConfig())
+	return cmd
+}
+
+// pretrainConfig resolves the configuration: defaults, then (when resuming
+// without --config) the run's own config.yaml, then --config, then the
+// flags given explicitly.
+func pretrainConfig(fl *train.Flags) (train.Config, error) {
+	cfg := train.DefaultConfig()
+	probe := cfg
+	fl.Apply(&probe) // to learn --out and --resume
+	if probe.Resume && fl.ConfigFile() == "" && probe.Out != "" {
+		path := filepath.Join(probe.Out, "config.yaml")
+		if _, err := os.Stat(path); err == nil {
+			if err := cfg.LoadConfigFile(path); err != nil {
+				return cfg, err
+			}
+		}
+	}
+	if f := fl.ConfigFile(); f != "" {
+		if err := cfg.LoadConfigFile(f); err != nil {
+			return cfg, err
+		}
+	}
+	fl.Apply(&cfg)
+	if cfg.Out == "" {
+		return cfg, fmt.Errorf("--out RUNDIR is required (the run directory for checkpoints, metrics and plots)")
+	}
+	return cfg, nil
+}
