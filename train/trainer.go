@@ -361,6 +361,9 @@ func (t *trainer) loop(ctx context.Context, start time.Time) (Summary, error) {
 	total := cfg.Epochs * t.spe
 	sum := Summary{Epochs: cfg.Epochs}
 
+	if t.epoch >= cfg.Epochs {
+		t.prog.println("run %s is already complete: %d epochs, %d steps", t.dir, cfg.Epochs, t.step)
+	}
 	// kNN at random initialisation (epoch 0), once per run.
 	if t.step == 0 && t.knn != nil {
 		top1, top5, secs, err := t.knn.measure(t.tp, t.model.Encoder)

@@ -72,7 +72,9 @@ Prints one JSON line: images_per_s (source images: each gives 2 views in
 train mode), ms_per_step (median), peak_rss_mib (getrusage max RSS),
 gflops (achieved: forward conv+linear FLOPs x3 for training, as the
 reference counts them) and the backend.`,
-		Args: cobra.NoArgs,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			b, err := benchBackend(o.Backend, o.Threads)
 			if err != nil {

@@ -36,7 +36,9 @@ one-line JSON summary on stdout.`,
 		Example: `  simclr pretrain --out runs/fmnist --epochs 5 --batch 128 --width 0.25
   simclr pretrain --data cifar10:data/cifar10@train --out runs/c10 --config c10.yaml
   simclr pretrain --out runs/c10 --resume`,
-		Args: cobra.NoArgs,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := pretrainConfig(fl)
 			if err != nil {
