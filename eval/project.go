@@ -109,7 +109,7 @@ func TSNE(x []float32, n, dim int, cfg TSNEConfig) ([]float64, error) {
 		if xd, err = PCA(x, n, dim, cfg.PCADims); err != nil {
 			return nil, fmt.Errorf("t-SNE: %w", err)
 		}
-		d = cfg.PCADims
+		d = len(xd) / n // PCA keeps at most min(n, dim) components
 	} else {
 		xd = make([]float64, n*dim)
 		for i, v := range x {

@@ -188,3 +188,17 @@ func TestSubsample(t *testing.T) {
 		}
 	}
 }
+
+// TestTSNEFewPointsManyDims: PCA can keep only min(n, dim) components.
+func TestTSNEFewPointsManyDims(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	n, dim := 12, 80
+	x := make([]float32, n*dim)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	y, err := TSNE(x, n, dim, TSNEConfig{Iterations: 50})
+	if err != nil || len(y) != 2*n {
+		t.Fatalf("len %d, err %v", len(y), err)
+	}
+}
