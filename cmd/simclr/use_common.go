@@ -243,3 +243,13 @@ func printResult(cmd *cobra.Command, r result) error {
 	_, err = fmt.Fprintln(cmd.OutOrStdout(), string(b))
 	return err
 }
+
+// writeJSON prints v as one JSON line on stdout.
+func writeJSON(cmd *cobra.Command, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(cmd.OutOrStdout(), string(b))
+	return err
+}
