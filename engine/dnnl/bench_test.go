@@ -5,7 +5,9 @@ package dnnl
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/simclr-go/simclr/engine"
 )
@@ -115,22 +117,9 @@ func BenchmarkConvRaw(b *testing.B) {
 			b.Run(kn+"/"+c.String(), func(b *testing.B) {
 				cb := newConvBench(b, c)
 				cb.run(kind) // create the plan and bind the buffers
-				var xl, yl int
-				switch kind {
-				case 0:
-					xl, yl = layCode(cb.x.Layout()), layCode(cb.y.Layout())
-				case 1:
-					xl, yl = layCode(cb.dx.Layout()), layCode(cb.dy.Layout())
-				case 2:
-					xl, yl = layCode(cb.x.Layout()), layCode(cb.dy.Layout())
-				}
-				k := cb.b.convKey(kind, &cb.dm, xl, yl, false)
+				p := cb.plan(kind)
 				var sec float64
 				cb.b.d.do(func() {
-					p := cb.b.d.plans[k]
-					if p == nil {
-						panic("plan not cached")
-					}
 					b.ResetTimer()
 					sec = p.runMain(b.N)
 					b.StopTimer()
@@ -138,5 +127,73 @@ func BenchmarkConvRaw(b *testing.B) {
 				b.ReportMetric(cb.flops*float64(b.N)/sec/1e9, "GFLOP/s")
 			})
 		}
+	}
+}
+
+// BenchmarkConvOverhead alternates engine calls and raw primitive runs on
+// the same buffers, so both see the same machine load, and reports the
+// median of the per-pair time ratios (engine/raw) next to both rates.
+func BenchmarkConvOverhead(b *testing.B) {
+	for _, c := range benchShapes {
+		for kind, kn := range kinds {
+			b.Run(kn+"/"+c.String(), func(b *testing.B) {
+				cb := newConvBench(b, c)
+				cb.run(kind)
+				p := cb.plan(kind)
+				var eng, raw []float64
+				for b.Loop() {
+					t := time.Now()
+					cb.run(kind)
+					eng = append(eng, time.Since(t).Seconds())
+					var s float64
+					cb.b.d.do(func() { s = p.runMain(1) })
+					raw = append(raw, s)
+				}
+				ratios := make([]float64, len(eng))
+				for i := range eng {
+					ratios[i] = eng[i] / raw[i]
+				}
+				b.ReportMetric(cb.flops/median(eng)/1e9, "engine-GFLOP/s")
+				b.ReportMetric(cb.flops/median(raw)/1e9, "raw-GFLOP/s")
+				b.ReportMetric(median(ratios), "engine/raw")
+			})
+		}
+	}
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// plan returns the cached plan that run(kind) uses.
+func (cb *convBench) plan(kind int) *plan {
+	var xl, yl int
+	switch kind {
+	case 0:
+		xl, yl = layCode(cb.x.Layout()), layCode(cb.y.Layout())
+	case 1:
+		xl, yl = layCode(cb.dx.Layout()), layCode(cb.dy.Layout())
+	case 2:
+		xl, yl = layCode(cb.x.Layout()), layCode(cb.dy.Layout())
+	}
+	k := cb.b.convKey(kind, &cb.dm, xl, yl, false)
+	var p *plan
+	cb.b.d.do(func() { p = cb.b.d.plans[k] })
+	if p == nil {
+		panic("plan not cached")
+	}
+	return p
+}
+
+// BenchmarkDispatch is the fixed cost of one kernel call through the engine
+// (hand-off to the oneDNN thread, cgo, plan lookup) on a tiny ReLU.
+func BenchmarkDispatch(b *testing.B) {
+	be := newBackend(b)
+	x, y := engine.New(16), engine.New(16)
+	be.ReLU(y, x)
+	for b.Loop() {
+		be.ReLU(y, x)
 	}
 }
