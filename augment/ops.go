@@ -232,6 +232,8 @@ func hueShift(r, g, b, shift float32) (float32, float32, float32) {
 	}
 	inv := 1 / cr
 	// Hue in sixths of a turn, in [-1, 5): the sector of the maximum channel.
+	// (h/6 + 1) mod 1 in _rgb2hsv only maps it to [0, 1); the final mod 6
+	// below absorbs that.
 	h := (g - b) * inv
 	if maxc != r {
 		h = 2 + (b-r)*inv
@@ -239,12 +241,12 @@ func hueShift(r, g, b, shift float32) (float32, float32, float32) {
 			h = 4 + (r-g)*inv
 		}
 	}
-	// h6 = 6*((h/6 + 1 + shift) mod 1), kept in [0, 6).
-	h6 := h + 6 + 6*shift // in (-4, 14)
-	h6 -= 6 * float32(int32(h6*(1.0/6)))
+	// h6 = 6*((h/6 + 1 + shift) mod 1) in [0, 6); |6*shift| <= 3.
+	h6 := h + 6*shift // in (-4, 8)
 	if h6 < 0 {
 		h6 += 6
-	} else if h6 >= 6 {
+	}
+	if h6 >= 6 {
 		h6 -= 6
 	}
 	vs := cr // v*s = maxc * (cr/maxc)
@@ -256,7 +258,17 @@ func sector(x float32) float32 {
 	if x >= 6 {
 		x -= 6
 	}
-	return max(0, min(x, 4-x, 1))
+	y := 4 - x
+	if x < y {
+		y = x
+	}
+	if y > 1 {
+		return 1
+	}
+	if y < 0 {
+		return 0
+	}
+	return y
 }
 
 // ApplyJitter applies the four adjustments of p in p.Order, one pass per

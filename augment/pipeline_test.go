@@ -275,3 +275,76 @@ func TestHFlipAndSolarize(t *testing.T) {
 		}
 	}
 }
+
+// refHue is a literal transcription of torchvision's _rgb2hsv, the hue
+// shift and _hsv2rgb (sector switch, float64), the oracle for hueShift's
+// branch-free rearrangement across many random shifts.
+func refHue(r, g, b, shift float64) (float64, float64, float64) {
+	maxc := math.Max(r, math.Max(g, b))
+	minc := math.Min(r, math.Min(g, b))
+	eqc := maxc == minc
+	cr := maxc - minc
+	den := maxc
+	if eqc {
+		den = 1
+	}
+	s := cr / den
+	crd := cr
+	if eqc {
+		crd = 1
+	}
+	rc, gc, bc := (maxc-r)/crd, (maxc-g)/crd, (maxc-b)/crd
+	var h float64
+	switch {
+	case maxc == r:
+		h = bc - gc
+	case maxc == g:
+		h = 2 + rc - bc
+	default:
+		h = 4 + gc - rc
+	}
+	h = math.Mod(h/6+1, 1)
+	h = h + shift
+	h -= math.Floor(h)
+	v := maxc
+	i := math.Floor(h * 6)
+	f := h*6 - i
+	p := math.Min(math.Max(v*(1-s), 0), 1)
+	q := math.Min(math.Max(v*(1-s*f), 0), 1)
+	t := math.Min(math.Max(v*(1-s*(1-f)), 0), 1)
+	switch int(i) % 6 {
+	case 0:
+		return v, t, p
+	case 1:
+		return q, v, p
+	case 2:
+		return p, v, t
+	case 3:
+		return p, q, v
+	case 4:
+		return t, p, v
+	}
+	return v, p, q
+}
+
+func TestHueShiftMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	for i := range 200000 {
+		r, g, b := rng.Float32(), rng.Float32(), rng.Float32()
+		switch i % 7 { // exercise ties between channels
+		case 1:
+			g = r
+		case 2:
+			b = g
+		case 3:
+			r, g = b, b
+		}
+		shift := float32(rng.Float64() - 0.5)
+		gr, gg, gb := hueShift(r, g, b, shift)
+		wr, wg, wb := refHue(float64(r), float64(g), float64(b), float64(shift))
+		d := math.Max(math.Abs(float64(gr)-wr), math.Max(math.Abs(float64(gg)-wg), math.Abs(float64(gb)-wb)))
+		if d > 2e-5 {
+			t.Fatalf("hue(%v,%v,%v; %v) = %v %v %v, reference %v %v %v", r, g, b, shift, gr, gg, gb, wr, wg, wb)
+		}
+	}
+}
