@@ -85,7 +85,7 @@ func ResizedCrop(dst, src *Image, c CropParams, size int) error {
 	xw.compute(c.W, size, 0, size, false)
 	yw.compute(c.H, size, 0, size, false)
 	dst.W, dst.H, dst.Pix = size, size, grow(dst.Pix, 3*size*size)
-	resample(dst.Pix, size, size, src, c.Left, c.Top, c.H, &xw, &yw, nil)
+	resample(dst.Pix, size, size, src, c.Left, c.Top, c.W, c.H, &xw, &yw, nil)
 	return nil
 }
 

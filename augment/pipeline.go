@@ -151,7 +151,7 @@ func (p *Pipeline) augment(s *scratch, src *Image, v ViewParams) {
 	s.xw.compute(c.W, size, 0, size, v.Flip)
 	s.yw.compute(c.H, size, 0, size, false)
 	img := &s.img
-	s.tmp = resample(img.Pix, size, size, src, c.Left, c.Top, c.H, &s.xw, &s.yw, s.tmp)
+	s.tmp = resample(img.Pix, size, size, src, c.Left, c.Top, c.W, c.H, &s.xw, &s.yw, s.tmp)
 	if v.Jitter {
 		applyJitter(img, v.JitterP)
 	}
@@ -212,7 +212,7 @@ func (p *Pipeline) evalImage(s *scratch, src *Image) {
 	top := int(math.RoundToEven(float64(nh-size) / 2))
 	s.xw.compute(src.W, nw, left, size, false)
 	s.yw.compute(src.H, nh, top, size, false)
-	s.tmp = resample(s.img.Pix, size, size, src, 0, 0, src.H, &s.xw, &s.yw, s.tmp)
+	s.tmp = resample(s.img.Pix, size, size, src, 0, 0, src.W, src.H, &s.xw, &s.yw, s.tmp)
 }
 
 // shorterSide is torchvision's output size for Resize(size) with an int:

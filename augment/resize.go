@@ -101,8 +101,32 @@ func grow[T any](s []T, n int) []T {
 // (left, top, cw, ch) of src into dst (len 3*ow*oh) using the horizontal
 // taps xw (ow outputs) and vertical taps yw (oh outputs) relative to the
 // rectangle. tmp is scratch and is returned, possibly grown.
-// Horizontal pass first, then vertical, as PyTorch does.
-func resample(dst []float32, ow, oh int, src *Image, left, top, ch int, xw, yw *axisWeights, tmp []float32) []float32 {
+//
+// The filter is separable, so the pass order only changes float32
+// rounding. PyTorch filters horizontally first; that is cheaper when the
+// crop has few rows (upsampling). When shrinking tall crops, filtering rows
+// first (a contiguous multiply-add over whole rows) does less of the
+// gather-style horizontal work, so the cheaper order is picked.
+func resample(dst []float32, ow, oh int, src *Image, left, top, cw, ch int, xw, yw *axisWeights, tmp []float32) []float32 {
+	var tx, ty int
+	for _, n := range xw.n[:ow] {
+		tx += int(n)
+	}
+	for _, n := range yw.n[:oh] {
+		ty += int(n)
+	}
+	// Cost in multiply-adds, gathers weighted 2x: horizontal-first does
+	// ch rows of gathers then an axpy pass; vertical-first does axpys over
+	// cw-wide rows then oh rows of gathers.
+	hFirst := 2*ch*tx + ty*ow
+	vFirst := ty*cw + 2*oh*tx
+	if vFirst < hFirst {
+		return resampleVFirst(dst, ow, oh, src, left, top, cw, xw, yw, tmp)
+	}
+	return resampleHFirst(dst, ow, oh, src, left, top, ch, xw, yw, tmp)
+}
+
+func resampleHFirst(dst []float32, ow, oh int, src *Image, left, top, ch int, xw, yw *axisWeights, tmp []float32) []float32 {
 	// Rows of the rectangle the vertical pass actually reads.
 	r0, r1 := int(yw.start[0]), int(yw.start[0]+yw.n[0])
 	for o := 1; o < oh; o++ {
@@ -153,6 +177,52 @@ func resample(dst []float32, ow, oh int, src *Image, left, top, ch int, xw, yw *
 				for x := range orow {
 					orow[x] += wk * trow[x]
 				}
+			}
+		}
+	}
+	return tmp
+}
+
+func resampleVFirst(dst []float32, ow, oh int, src *Image, left, top, cw int, xw, yw *axisWeights, tmp []float32) []float32 {
+	tmp = grow(tmp, cw)
+	row := tmp[:cw]
+	sw, sh := src.W, src.H
+	xs, xn, xwt, xst := xw.start[:ow], xw.n[:ow], xw.w, xw.stride
+	for c := 0; c < 3; c++ {
+		plane := src.Pix[c*sw*sh : (c+1)*sw*sh]
+		out := dst[c*ow*oh : (c+1)*ow*oh]
+		for o := 0; o < oh; o++ {
+			n := int(yw.n[o])
+			orow := out[o*ow : (o+1)*ow]
+			if n == 0 {
+				clear(orow)
+				continue
+			}
+			w := yw.w[o*yw.stride : o*yw.stride+n]
+			y0 := top + int(yw.start[o])
+			s0 := plane[y0*sw+left : y0*sw+left+cw]
+			w0 := w[0]
+			for x := range row {
+				row[x] = w0 * s0[x]
+			}
+			for k := 1; k < n; k++ {
+				wk := w[k]
+				sk := plane[(y0+k)*sw+left : (y0+k)*sw+left+cw]
+				sk = sk[:len(row)]
+				for x := range row {
+					row[x] += wk * sk[x]
+				}
+			}
+			for ox := range orow {
+				nn := int(xn[ox])
+				ww := xwt[ox*xst : ox*xst+nn]
+				ss := row[xs[ox]:]
+				ss = ss[:nn]
+				var acc float32
+				for k, wk := range ww {
+					acc += wk * ss[k]
+				}
+				orow[ox] = acc
 			}
 		}
 	}
