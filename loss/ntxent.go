@@ -70,6 +70,7 @@ type Stats struct {
 // a positive finite number.
 func NTXent(tp *engine.Tape, z *engine.Tensor, n int, tau float32) (*engine.Tensor, Stats) {
 	checkArgs(z, n, tau)
+	z = tp.Plain(z) // z itself unless a backend left it blocked
 	m, d := 2*n, z.Dim(1)
 	k := &kernel{
 		n: n, d: d, tau: tau,
