@@ -24,7 +24,8 @@ import (
 //
 // Zero values of a few fields mean "choose for me" and are filled in by
 // Resolve: Stem ("" -> cifar for images of at most 64 px, else imagenet),
-// Temperature (0 -> 0.5 for the cifar preset, 0.1 otherwise), HeadHidden
+// Temperature (0 -> 0.5 for the cifar preset, 0.1 otherwise), WarmupEpochs
+// (-1 -> 10, the paper's, but at most a tenth of the epochs), HeadHidden
 // (0 -> the encoder's output dimension) and the augmentation overrides (nil
 // -> the preset's value). The config saved in RUNDIR/config.yaml is the
 // resolved one, so a run is fully described by it.
@@ -49,7 +50,7 @@ type Config struct {
 	WeightDecay  float64 `yaml:"weight_decay" help:"weight decay (BN parameters and biases excluded for lars)"`
 	Momentum     float64 `yaml:"momentum" help:"momentum (lars, sgd); beta1 for adam/adamw"`
 	Nesterov     bool    `yaml:"nesterov" help:"Nesterov momentum (sgd, lars)"`
-	WarmupEpochs float64 `yaml:"warmup_epochs" help:"linear warmup length in epochs, then cosine decay to 0 per step"`
+	WarmupEpochs float64 `yaml:"warmup_epochs" help:"linear warmup length in epochs, then cosine decay to 0 per step (-1 = the paper's 10, at most 10% of the epochs)"`
 	Temperature  float64 `yaml:"temperature" help:"NT-Xent temperature (0 = 0.5 for the cifar preset, 0.1 otherwise)"`
 
 	Preset         string   `yaml:"preset" help:"augmentation preset: cifar|imagenet|stl10"`
@@ -95,7 +96,7 @@ func DefaultConfig() Config {
 		LRScaling:       "linear",
 		WeightDecay:     1e-6,
 		Momentum:        0.9,
-		WarmupEpochs:    10,
+		WarmupEpochs:    -1,
 		Preset:          "cifar",
 		Seed:            1,
 		KNNEvery:        1,
@@ -295,8 +296,8 @@ func (c *Config) Validate() error {
 	if c.Nesterov && c.Momentum == 0 {
 		bad("nesterov: needs momentum > 0")
 	}
-	if !finite(c.WarmupEpochs) || c.WarmupEpochs < 0 || c.WarmupEpochs > float64(c.Epochs) {
-		bad("warmup_epochs %g: want 0 ... epochs (%d)", c.WarmupEpochs, c.Epochs)
+	if !finite(c.WarmupEpochs) || (c.WarmupEpochs < 0 && c.WarmupEpochs != -1) || c.WarmupEpochs > float64(c.Epochs) {
+		bad("warmup_epochs %g: want 0 ... epochs (%d), or -1 for the default", c.WarmupEpochs, c.Epochs)
 	}
 	if !finite(c.Temperature) || c.Temperature < 0 || (c.Temperature > 0 && c.Temperature < 0.01) {
 		bad("temperature %g: want >= 0.01 (0 = preset default)", c.Temperature)

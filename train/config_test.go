@@ -143,6 +143,15 @@ func TestConfigResolve(t *testing.T) {
 	if c.Stem != "cifar" || c.Temperature != 0.5 || c.ImageSize != 32 {
 		t.Errorf("cifar preset: stem %s tau %v size %d, want cifar 0.5 32", c.Stem, c.Temperature, c.ImageSize)
 	}
+	if c.WarmupEpochs != 10 {
+		t.Errorf("100 epochs: %v warm-up epochs, want the paper's 10", c.WarmupEpochs)
+	}
+	short := DefaultConfig()
+	short.Epochs = 5
+	short.Resolve()
+	if short.WarmupEpochs != 0.5 {
+		t.Errorf("5 epochs: %v warm-up epochs, want 0.5", short.WarmupEpochs)
+	}
 	if c.JitterStrength == nil || *c.JitterStrength != 0.5 || c.BlurP == nil || *c.BlurP != 0 {
 		t.Errorf("cifar preset overrides not filled from the preset: jitter %v blur %v", c.JitterStrength, c.BlurP)
 	}

@@ -86,6 +86,9 @@ func (c *Config) Resolve() (augment.Config, error) {
 	if c.Temperature == 0 {
 		c.Temperature = defaultTemperature(c.Preset)
 	}
+	if c.WarmupEpochs == -1 {
+		c.WarmupEpochs = math.Min(10, float64(c.Epochs)/10)
+	}
 	return ac, nil
 }
 
