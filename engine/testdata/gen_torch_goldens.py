@@ -86,6 +86,27 @@ add("crossentropy", {"labels": [0, 3, 1, 1, 2]}, {"x": x}, F.cross_entropy(x, to
 x = rnd(4, 6)
 add("l2normalize", {"eps": 1e-12}, {"x": x}, F.normalize(x, dim=1, eps=1e-12))
 
+# A small ResNet: strided stem, BN+ReLU, max-pool, a basic block and a
+# downsampling block, GAP, linear, log-softmax. Checks the tape's graph
+# handling (reuse, residual adds) with an oracle that is immune to ReLU kinks.
+P = {"x": rnd(2, 3, 9, 9), "w1": rnd(8, 3, 3, 3), "w2": rnd(8, 8, 3, 3), "w3": rnd(8, 8, 3, 3),
+     "w4": rnd(16, 8, 3, 3), "wd": rnd(16, 8, 1, 1), "fc": rnd(5, 16), "fb": rnd(5)}
+for k, c in [("1", 8), ("2", 8), ("3", 8), ("4", 16), ("d", 16)]:
+    P["g" + k], P["b" + k] = rnd(c), rnd(c)
+
+
+def bn(t, k):
+    return F.batch_norm(t, None, None, P["g" + k], P["b" + k], training=True, eps=1e-5)
+
+
+h = F.relu(bn(F.conv2d(P["x"], P["w1"], stride=2, padding=1), "1"))
+h = F.max_pool2d(h, 3, 2, 1)
+a = F.relu(bn(F.conv2d(h, P["w2"], padding=1), "2"))
+h = F.relu(bn(F.conv2d(a, P["w3"], padding=1), "3") + h)
+a = bn(F.conv2d(h, P["w4"], stride=2, padding=1), "4")
+h = F.relu(a + bn(F.conv2d(h, P["wd"], stride=2), "d"))
+add("resnet", {}, P, F.log_softmax(F.linear(F.adaptive_avg_pool2d(h, 1).flatten(1), P["fc"], P["fb"]), dim=1))
+
 with open("torch_goldens.json", "w") as f:
     json.dump({"torch": torch.__version__, "cases": cases}, f)
 print(len(cases), "cases")
