@@ -104,3 +104,6 @@ func sgemm(ta, tb bool, m, n, k int, alpha float32, a []float32, lda int, b []fl
 }
 
 func (p *plan) free() { C.plan_free(p.p) }
+
+// cThreadsSeen is how many OS threads have called oneDNN so far.
+func cThreadsSeen() int { return int(C.shim_threads_seen()) }

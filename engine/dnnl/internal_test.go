@@ -4,6 +4,7 @@ package dnnl
 
 import (
 	"math/rand/v2"
+	"sync"
 	"testing"
 
 	"github.com/simclr-go/simclr/engine"
@@ -55,5 +56,30 @@ func TestSteadyStateCreatesNothing(t *testing.T) {
 	}
 	if f := fallbacks(); f != f0 {
 		t.Errorf("BN backward fell back to the y-mask plan %d times: workspace was not valid", f-f0)
+	}
+}
+
+// TestOneOSThread checks the mechanism behind TestThreadCountBounded: after
+// kernels and matrix products from many goroutines, every call into oneDNN
+// came from a single OS thread.
+func TestOneOSThread(t *testing.T) {
+	be := newBackend(t)
+	rng := rand.New(rand.NewPCG(10, 10))
+	x, y := randT(rng, 64), engine.New(64)
+	a, c := randT(rng, 8, 8), engine.New(8, 8)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				be.ReLU(y, x)
+				be.MatMul(c, a, a, false, true, 1, 0)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := cThreadsSeen(); n != 1 {
+		t.Errorf("%d OS threads called oneDNN, want 1", n)
 	}
 }

@@ -226,7 +226,21 @@ static dnnl_stream_t g_stream;
 static void *g_scratch;
 static size_t g_scratch_size;
 
+// g_threads_seen counts the distinct OS threads that ever called into
+// oneDNN through this file (each has its own OpenMP pool); the Go side
+// promises it stays 1.
+static int g_threads_seen;
+static __thread int t_seen;
+static inline void note_thread(void) {
+    if (!t_seen) {
+        t_seen = 1;
+        __atomic_add_fetch(&g_threads_seen, 1, __ATOMIC_RELAXED);
+    }
+}
+static int shim_threads_seen(void) { return __atomic_load_n(&g_threads_seen, __ATOMIC_RELAXED); }
+
 static int shim_init(int threads, char *err) {
+    note_thread();
     if (threads > 0) omp_set_num_threads(threads);
     if (g_eng) return 0;
     if (dnnl_engine_create(&g_eng, dnnl_cpu, 0) != dnnl_success) {
@@ -392,6 +406,7 @@ static int finish(shim_plan *p) {
 static int shim_exec(shim_plan *p, void *h0, void *h1, void *h2, void *h3, void *h4, void *h5,
         void *h6, void *h7, void *h8, void *h9) {
     void *h[NSLOT] = {h0, h1, h2, h3, h4, h5, h6, h7, h8, h9};
+    note_thread();
     for (int i = 0; i < NSLOT; i++)
         if (p->user[i] && dnnl_memory_set_data_handle(p->user[i], h[i]) != dnnl_success) return -1;
     for (int i = 0; i < p->nsteps; i++) {
@@ -782,6 +797,7 @@ done:
 // shim_sgemm is row-major C = alpha*op(A)*op(B) + beta*C.
 static int shim_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
         int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+    note_thread();
     return dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             == dnnl_success ? 0 : -1;
 }
