@@ -20,7 +20,10 @@
 // Every tensor an op creates is taken from the tape's pool and returned to it
 // by Tape.Reset, so a training loop reuses the same buffers every step.
 // Parameters (leaves created with New or FromData) and their gradients are
-// ordinary Go memory that lives as long as the caller keeps it.
+// ordinary Go memory that lives as long as the caller keeps it. During
+// Backward the gradient of an intermediate tensor goes back to the pool as
+// soon as the op that produced the tensor has consumed it, so after Backward
+// only leaves have a Grad. Tape.PoolStats reports the pool's size.
 //
 // # Errors
 //
