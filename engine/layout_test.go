@@ -9,10 +9,14 @@ import (
 )
 
 // blockedBackend behaves like a backend with a private layout (as oneDNN's
-// nChw16c): it runs the reference kernels but leaves every 4-D result whose
-// C is a multiple of 16 in Blocked16 order, and accepts any layout as input.
+// nChw16c or nChw8c): it runs the reference kernels but leaves every 4-D
+// result whose C is a multiple of B in blocked order, and accepts any layout as input.
 // The tape must give the same values and gradients as with Reference.
-type blockedBackend struct{ r engine.Backend }
+type blockedBackend struct {
+	r      engine.Backend
+	B      int // block size: 16 or 8
+	layout engine.Layout
+}
 
 func (b blockedBackend) Name() string { return "blocked-test" }
 
@@ -28,20 +32,21 @@ func (b blockedBackend) in(t *engine.Tensor) *engine.Tensor {
 // out reorders a Plain result to Blocked16 in place when it qualifies.
 func (b blockedBackend) out(t *engine.Tensor) {
 	s := t.Shape()
-	if len(s) != 4 || s[1]%16 != 0 {
+	if len(s) != 4 || s[1]%b.B != 0 {
 		return
 	}
+	B := b.B
 	N, C, S := s[0], s[1], s[2]*s[3]
 	src := append([]float32(nil), t.Raw()...)
 	dst := t.Raw()
 	for n := range N {
 		for c := range C {
 			for i := range S {
-				dst[((n*C/16+c/16)*S+i)*16+c%16] = src[(n*C+c)*S+i]
+				dst[((n*C/B+c/B)*S+i)*B+c%B] = src[(n*C+c)*S+i]
 			}
 		}
 	}
-	t.SetLayout(engine.Blocked16)
+	t.SetLayout(b.layout)
 }
 
 func (b blockedBackend) Conv2D(y, x, w, bias *engine.Tensor, p engine.ConvParams) {
@@ -115,6 +120,11 @@ func mixedNet(tp *engine.Tape, in []*engine.Tensor) *engine.Tensor {
 }
 
 func TestBlockedLayouts(t *testing.T) {
+	t.Run("Blocked16", func(t *testing.T) { testBlocked(t, blockedBackend{r: ref, B: 16, layout: engine.Blocked16}) })
+	t.Run("Blocked8", func(t *testing.T) { testBlocked(t, blockedBackend{r: ref, B: 8, layout: engine.Blocked8}) })
+}
+
+func testBlocked(t *testing.T, bb blockedBackend) {
 	mk := func() []*engine.Tensor {
 		r := newRNG(31)
 		x := enginetest.Rand(r, 2, 16, 3, 3)
@@ -131,8 +141,7 @@ func TestBlockedLayouts(t *testing.T) {
 		}
 		return []*engine.Tensor{x, w, gamma, beta}
 	}
-	bb := blockedBackend{r: ref}
-	if y := engine.NewTape(bb).Conv2D(mk()[0], mk()[1], nil, engine.ConvParams{StrideH: 1, StrideW: 1}); y.Layout() != engine.Blocked16 {
+	if y := engine.NewTape(bb).Conv2D(mk()[0], mk()[1], nil, engine.ConvParams{StrideH: 1, StrideW: 1}); y.Layout() != bb.layout {
 		t.Fatal("test backend does not produce blocked tensors")
 	}
 

@@ -10,7 +10,7 @@ import (
 
 // Reference returns the plain-Go backend: every kernel written for clarity
 // with float64 accumulation, reading and writing only Plain tensors (ToPlain
-// also understands Blocked16). It is the oracle the oneDNN backend is tested
+// also reads Blocked16 and Blocked8). It is the oracle the oneDNN backend is tested
 // against and the fallback for builds without cgo. Big kernels are spread
 // over a few goroutines.
 func Reference() Backend { return refBackend{} }
@@ -446,29 +446,35 @@ func (refBackend) MatMul(c, a, b *Tensor, transA, transB bool, alpha, beta float
 	})
 }
 
-// ToPlain copies src into dst in Plain order. Blocked16 (nChw16c) stores
-// element (n,c,h,w) at ((n*C/16 + c/16)*H*W + h*W + w)*16 + c%16.
+// ToPlain copies src into dst in Plain order. BlockedB (nChwBc, B = 16 or
+// 8) stores element (n,c,h,w) at ((n*C/B + c/B)*H*W + h*W + w)*B + c%B.
 func (refBackend) ToPlain(dst, src *Tensor) {
+	var B int
 	switch src.layout {
 	case Plain:
 		copy(dst.data, src.data)
+		dst.layout = Plain
+		return
 	case Blocked16:
-		if len(src.shape) != 4 || src.shape[1]%16 != 0 {
-			panic(fmt.Sprintf("engine: reference ToPlain: Blocked16 tensor %v is not 4-D with C a multiple of 16", src.shape))
-		}
-		N, C, H, W := dims4(src)
-		S := H * W
-		for n := range N {
-			for c := range C {
-				blk := (n*C/16 + c/16) * S * 16
-				out := dst.data[(n*C+c)*S : (n*C+c+1)*S]
-				for s := range out {
-					out[s] = src.data[blk+s*16+c%16]
-				}
-			}
-		}
+		B = 16
+	case Blocked8:
+		B = 8
 	default:
 		panic(fmt.Sprintf("engine: reference ToPlain: tensor %v has unknown layout %d", src.shape, src.layout))
+	}
+	if len(src.shape) != 4 || src.shape[1]%B != 0 {
+		panic(fmt.Sprintf("engine: reference ToPlain: blocked tensor %v is not 4-D with C a multiple of %d", src.shape, B))
+	}
+	N, C, H, W := dims4(src)
+	S := H * W
+	for n := range N {
+		for c := range C {
+			blk := (n*C/B + c/B) * S * B
+			out := dst.data[(n*C+c)*S : (n*C+c+1)*S]
+			for s := range out {
+				out[s] = src.data[blk+s*B+c%B]
+			}
+		}
 	}
 	dst.layout = Plain
 }
