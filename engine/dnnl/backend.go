@@ -441,35 +441,35 @@ func (b *backend) BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, va
 	lay, dyl := layCode(x.Layout()), layCode(dy.Layout())
 	global := !p.Train
 	ref, _ := ws.(*wsRef)
-	if p.ReLU && y == nil && ref == nil {
-		panic("dnnl: BatchNormBackward: ReLU needs the forward output y or its workspace")
-	}
 	b.d.do(func() {
 		d := b.d
 		h := handles{ptr(x), ptr(dy), ptr(y), ptr(gamma), ptr(mean), ptr(variance), nil, ptr(dx), ptr(dgamma), ptr(dbeta)}
-		kind := 2
-		if p.ReLU && (global || ref == nil) {
+		plan := func(kind int) *plan {
+			return d.plan(bnKey(kind, dims, lay, dyl, p, global), "BatchNormBackward", func() (*plan, error) {
+				return newBNPlan(kind, &dims, nd, lay, dyl, p.Eps, p.ReLU, global)
+			})
+		}
+		kind := 2 // fused ReLU (if any) from the forward's workspace
+		if p.ReLU && global {
+			kind = 3 // an inference forward keeps no workspace
+		}
+		pl := plan(kind)
+		if kind == 2 && p.ReLU && !ref.valid(pl.ws) {
+			// No workspace, or it was overwritten (the forward output's
+			// buffer was reused): take the ReLU mask from y.
 			kind = 3
+			pl = plan(kind)
+		} else if pl.ws > 0 {
+			h[6] = unsafe.Pointer(unsafe.SliceData(ref.buf.data))
 		}
-		pl := d.plan(bnKey(kind, dims, lay, dyl, p, global), "BatchNormBackward", func() (*plan, error) {
-			return newBNPlan(kind, &dims, nd, lay, dyl, p.Eps, p.ReLU, global)
-		})
-		if pl.ws > 0 {
-			if !ref.valid(pl.ws) {
-				// The mask was overwritten (the forward output's buffer
-				// was reused): take it from y instead.
-				if y == nil {
-					panic("dnnl: BatchNormBackward: workspace no longer valid and y is nil")
-				}
-				pl = d.plan(bnKey(3, dims, lay, dyl, p, global), "BatchNormBackward", func() (*plan, error) {
-					return newBNPlan(3, &dims, nd, lay, dyl, p.Eps, p.ReLU, global)
-				})
-			} else {
-				h[6] = unsafe.Pointer(unsafe.SliceData(ref.buf.data))
+		if kind == 3 {
+			if y == nil {
+				panic("dnnl: BatchNormBackward: ReLU without a valid workspace needs the forward output y")
 			}
-		}
-		if y != nil && y.Layout() != x.Layout() && kind == 3 {
-			panic(fmt.Sprintf("dnnl: BatchNormBackward: y layout %d differs from x layout %d", y.Layout(), x.Layout()))
+			needShape("BatchNormBackward", "y", y, x.Shape()...)
+			if y.Layout() != x.Layout() {
+				panic(fmt.Sprintf("dnnl: BatchNormBackward: y layout %d differs from x layout %d", y.Layout(), x.Layout()))
+			}
 		}
 		must("BatchNormBackward", pl.exec(&h))
 	})

@@ -204,10 +204,11 @@ func TestBatchNorm(t *testing.T) {
 				yRef := engine.New(s...)
 				ref.BatchNorm(yRef, x, gamma, beta, meanRef, varRef, p)
 				dy := randT(rng, s...)
-				var dxRef, dgRef, dbRef *engine.Tensor
+				dxRef, dgRef, dbRef := engine.New(s...), engine.New(c), engine.New(c)
 				if train {
-					dxRef, dgRef, dbRef = engine.New(s...), engine.New(c), engine.New(c)
 					ref.BatchNormBackward(dxRef, dgRef, dbRef, dy, x, yRef, gamma, meanRef, varRef, nil, p)
+				} else {
+					bnFrozenGrad(dxRef, dgRef, dbRef, dy, x, yRef, gamma, meanRef, varRef, p)
 				}
 				for _, xv := range variants(t, b, x) {
 					mean := engine.FromData(append([]float32(nil), mean0...), c)
@@ -218,9 +219,6 @@ func TestBatchNorm(t *testing.T) {
 					check(t, b, name+" y"+lay, y, yRef, tolDirect)
 					check(t, b, name+" mean"+lay, mean, meanRef, tolDirect)
 					check(t, b, name+" var"+lay, variance, varRef, tolDirect)
-					if !train {
-						continue
-					}
 					for _, dyv := range variants(t, b, dy) {
 						// Both the fused path (workspace) and the
 						// fallback that masks with y (no workspace).
@@ -236,6 +234,30 @@ func TestBatchNorm(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// bnFrozenGrad is the gradient of batch norm with constant statistics
+// (inference mode), the oracle for BatchNormBackward with Train unset.
+func bnFrozenGrad(dx, dg, db, dy, x, y, gamma, mean, variance *engine.Tensor, p engine.BNParams) {
+	n, c := x.Dim(0), x.Dim(1)
+	sp := x.Len() / (n * c)
+	for ch := range c {
+		inv := 1 / math.Sqrt(float64(variance.Data()[ch])+float64(p.Eps))
+		var sg, sgx float64
+		for i := range n {
+			for j := range sp {
+				k := (i*c+ch)*sp + j
+				g := float64(dy.Data()[k])
+				if p.ReLU && y.Data()[k] <= 0 {
+					g = 0
+				}
+				sg += g
+				sgx += g * (float64(x.Data()[k]) - float64(mean.Data()[ch])) * inv
+				dx.Data()[k] = float32(g * float64(gamma.Data()[ch]) * inv)
+			}
+		}
+		dg.Data()[ch], db.Data()[ch] = float32(sgx), float32(sg)
 	}
 }
 
