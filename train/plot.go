@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -94,7 +95,22 @@ func newPlot(title, x, y string) *plot.Plot {
 	p.X.Label.Text = x
 	p.Y.Label.Text = y
 	p.Add(plotter.NewGrid())
+	p.Y.Tick.Marker = preciseTicks{}
 	return p
+}
+
+// preciseTicks are gonum's default ticks labelled with enough digits that
+// neighbouring labels differ (the default rounds 2.75 and 2.8 alike).
+type preciseTicks struct{}
+
+func (preciseTicks) Ticks(lo, hi float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = strconv.FormatFloat(ts[i].Value, 'g', 5, 64)
+		}
+	}
+	return ts
 }
 
 func addLine(p *plot.Plot, xys plotter.XYs, legend string, c color.Color, points bool) error {

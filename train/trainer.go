@@ -378,6 +378,9 @@ func (t *trainer) loop(ctx context.Context, start time.Time) (Summary, error) {
 		if err := t.metrics.write(Record{Type: "epoch", Epoch: 0, Step: 0, KNNTop1: f64(top1), KNNTop5: f64(top5), KNNS: f64(secs), WallS: f64(t.wall())}); err != nil {
 			return sum, err
 		}
+		if ctx.Err() != nil {
+			return t.finish(sum), fmt.Errorf("interrupted before the first step (%w)", context.Cause(ctx))
+		}
 	}
 
 	var (

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -44,8 +45,22 @@ one-line JSON summary on stdout.`,
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
+			// The first Ctrl-C (or SIGTERM) stops after the current step with
+			// a checkpoint; a second one kills at once.
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			sigs := make(chan os.Signal, 1)
+			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(sigs)
+			go func() {
+				select {
+				case <-sigs:
+					signal.Stop(sigs)
+					fmt.Fprintln(cmd.ErrOrStderr(), "\nsimclr: stopping after this step with a checkpoint (Ctrl-C again to kill)")
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
 			sum, err := train.Pretrain(ctx, cfg, cmd.ErrOrStderr(), train.Options{})
 			if err != nil {
 				return err
