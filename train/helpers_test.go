@@ -36,3 +36,19 @@ func writeTinyCIFAR(t testing.TB, dir string, n int, seed uint64) string {
 	}
 	return "cifar10:" + path
 }
+
+// writeCIFARRecords writes n CIFAR-10 records (label i%4, pixels from the
+// index) to path.
+func writeCIFARRecords(t testing.TB, path string, n, salt int) {
+	t.Helper()
+	b := make([]byte, n*3073)
+	for i := range n {
+		b[i*3073] = byte(i % 4)
+		for j := 1; j < 3073; j++ {
+			b[i*3073+j] = byte(i*7 + j + salt)
+		}
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

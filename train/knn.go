@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/simclr-go/simclr/augment"
@@ -16,9 +17,12 @@ import (
 // through the deterministic evaluation transform.
 type knnMonitor struct {
 	bank, query *data.EvalLoader
-	classes     int
-	k           int
-	tau         float64
+	// Sizes and sources of the two sets, for messages and tests.
+	bankN, queryN       int
+	bankSpec, querySpec string
+	classes             int
+	k                   int
+	tau                 float64
 }
 
 // knnEvalBatch is the batch of the monitor's feature extraction.
@@ -39,11 +43,19 @@ func newKNNMonitor(cfg Config, train data.Dataset, tf *augment.Pipeline, prog *p
 	}
 	var bank, query data.Dataset
 	var err error
+	querySpec := cfg.KNNTest
 	bankSpec := cfg.KNNTrain
 	if bankSpec == "" {
 		bankSpec, bank = cfg.Data, train
 	} else if bank, err = data.Open(bankSpec); err != nil {
 		return nil, fmt.Errorf("knn_train: %w", err)
+	}
+	if bank.NumClasses() == 0 && cfg.KNNTrain == "" {
+		// Unlabelled training data with labelled splits beside it
+		// (stl10:PATH@unlabeled): use its @train split as the bank.
+		if spec, ds := siblingSplit(cfg.Data, "train"); ds != nil && ds.NumClasses() > 0 {
+			bankSpec, bank = spec, ds
+		}
 	}
 	if bank.NumClasses() == 0 {
 		if cfg.KNNTrain != "" {
@@ -59,9 +71,14 @@ func newKNNMonitor(cfg Config, train data.Dataset, tf *augment.Pipeline, prog *p
 		if query.NumClasses() != bank.NumClasses() {
 			return nil, fmt.Errorf("knn_test %s has %d classes, the kNN memory bank %s has %d", cfg.KNNTest, query.NumClasses(), bankSpec, bank.NumClasses())
 		}
+		qn, bn := query.ClassNames(), bank.ClassNames()
+		if qn != nil && bn != nil && strings.Join(qn, "\x00") != strings.Join(bn, "\x00") {
+			return nil, fmt.Errorf("knn_test %s and the kNN memory bank %s have different classes (%s... vs %s...)", cfg.KNNTest, bankSpec, qn[0], bn[0])
+		}
 	} else {
-		query = testSplit(bankSpec, bank)
+		querySpec, query = testSplit(bankSpec, bank)
 		if query == nil {
+			querySpec = fmt.Sprintf("%s (every %dth image)", bankSpec, knnHoldout)
 			n := bank.Len()
 			bank, query = holdout(bank, knnHoldout)
 			prog.println("kNN monitor: %s has no separate test split; every %dth of its %d images is a query, the rest the memory bank", bankSpec, knnHoldout, n)
@@ -70,7 +87,8 @@ func newKNNMonitor(cfg Config, train data.Dataset, tf *augment.Pipeline, prog *p
 	if query.Len() == 0 || bank.Len() == 0 {
 		return nil, fmt.Errorf("kNN monitor: empty memory bank or query set")
 	}
-	m := &knnMonitor{classes: bank.NumClasses(), k: cfg.KNNK, tau: cfg.KNNTau}
+	m := &knnMonitor{classes: bank.NumClasses(), k: cfg.KNNK, tau: cfg.KNNTau,
+		bankN: bank.Len(), queryN: query.Len(), bankSpec: bankSpec, querySpec: querySpec}
 	if m.bank, err = data.NewEvalLoader(bank, tf, knnEvalBatch, cfg.Workers); err != nil {
 		return nil, fmt.Errorf("kNN memory bank: %w", err)
 	}
@@ -83,20 +101,30 @@ func newKNNMonitor(cfg Config, train data.Dataset, tf *augment.Pipeline, prog *p
 
 // testSplit opens the @test split of spec's dataset when it exists, is
 // labelled like bank and is not bank itself.
-func testSplit(spec string, bank data.Dataset) data.Dataset {
-	kind, path, split, err := data.ParseSpec(spec)
-	if err != nil || split == "test" {
-		return nil
+func testSplit(spec string, bank data.Dataset) (string, data.Dataset) {
+	s, q := siblingSplit(spec, "test")
+	if q == nil || q.Len() == 0 || q.NumClasses() != bank.NumClasses() || q.Name(0) == bank.Name(0) {
+		return "", nil
 	}
-	ts := kind + "@test"
+	return s, q
+}
+
+// siblingSplit opens split of the dataset named by spec (nil when spec
+// already names that split or it cannot be opened).
+func siblingSplit(spec, split string) (string, data.Dataset) {
+	kind, path, cur, err := data.ParseSpec(spec)
+	if err != nil || cur == split {
+		return "", nil
+	}
+	s := kind + "@" + split
 	if path != "" {
-		ts = kind + ":" + path + "@test"
+		s = kind + ":" + path + "@" + split
 	}
-	q, err := data.Open(ts)
-	if err != nil || q.Len() == 0 || q.NumClasses() != bank.NumClasses() || q.Name(0) == bank.Name(0) {
-		return nil
+	ds, err := data.Open(s)
+	if err != nil {
+		return "", nil
 	}
-	return q
+	return s, ds
 }
 
 // measure extracts features of both sets with the encoder in eval mode and
