@@ -6,9 +6,23 @@ import (
 	"testing"
 )
 
+// bothPaths runs f with the shared-shift path (where τ allows) and with the
+// per-row log-sum-exp path forced.
+func bothPaths(t *testing.T, f func(t *testing.T)) {
+	t.Run("shared", f)
+	old := minSharedShiftTau
+	minSharedShiftTau = float32(math.Inf(1))
+	defer func() { minSharedShiftTau = old }()
+	t.Run("perRow", f)
+}
+
 // TestKernelGolden checks the backend-free kernel against PyTorch's float64
-// values and gradients.
+// values and gradients, on both paths.
 func TestKernelGolden(t *testing.T) {
+	bothPaths(t, testKernelGolden)
+}
+
+func testKernelGolden(t *testing.T) {
 	for _, c := range loadGolden(t) {
 		t.Run(c.Name, func(t *testing.T) {
 			z := toF32(stack(c.Z1, c.Z2))
@@ -23,8 +37,13 @@ func TestKernelGolden(t *testing.T) {
 
 // TestKernelFD checks value and gradient against the float64 definition and
 // its finite differences on random inputs, including a zero row (the eps
-// branch of the normalisation) and an upstream gradient other than 1.
+// branch of the normalisation) and an upstream gradient other than 1, on
+// both paths.
 func TestKernelFD(t *testing.T) {
+	bothPaths(t, testKernelFD)
+}
+
+func testKernelFD(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, tc := range []struct {
 		n, d    int

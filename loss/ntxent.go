@@ -42,29 +42,35 @@ type Stats struct {
 //
 // # Forward
 //
-// S = U·Uᵀ/τ is one GEMM on the tape's backend. Each row is then reduced in
-// float64 with its maximum m_i over k ≠ i subtracted (log-sum-exp), so no
-// exponent exceeds 0 whatever τ. l_i is evaluated as
-// (m_i - s_ip) + log(e^{s_ip-m_i} + Σ_neg e^{s_ik-m_i}), which is log1p of the
-// negatives' sum when the positive is the maximum: this keeps full relative
-// precision when the loss is tiny (well-separated positives, small τ).
+// S = U·Uᵀ/τ is one GEMM on the tape's backend. Since |s_ik| ≤ 1/τ, the
+// exponentials are taken with the fixed shift c = 1/τ, E_ik = exp(s_ik - c)
+// ∈ [e^{-2/τ}, 1]: no overflow, and no float32 underflow for τ ≥ 0.025.
+// E is symmetric, so each exponential is computed once for both (i,k) and
+// (k,i), in cache-sized tiles. Per row, with the negatives' sum
+// n_i = Σ_{k≠i,p} E_ik and Z_i = E_ip + n_i (both in float64), the loss is
+// l_i = log1p(n_i / E_ip), which keeps full relative precision when it is
+// tiny. For τ < 0.025 each row is instead reduced on its own with its
+// maximum subtracted (the classic log-sum-exp), the same value up to
+// rounding.
 //
 // # Backward
 //
-// With P_ik = softmax_{k≠i}(s_ik) (P_ii = 0) and the one-hot target Y,
+// With P_ik = E_ik / Z_i (P_ii = 0) and the one-hot target Y,
+// ∂L/∂s_ik = G_ik = (P_ik - Y_ik) / 2N, and since S = U·Uᵀ/τ,
+// ∂L/∂U = (G + Gᵀ)·U / τ. A = 2N(G + Gᵀ) is written in place of E in one
+// row-parallel pass:
 //
-//	∂L/∂s_ik = G_ik = (P_ik - Y_ik) / 2N.
+//	A_ik = E_ik·(1/Z_i + 1/Z_k)          for a negative pair,
+//	A_ip = -(n_i/Z_i + n_p/Z_p)           for a positive pair (P_ip - 1 = -n_i/Z_i, no cancellation),
+//	A_ii = 0,
 //
-// The positive's entry P_ip - 1 is stored as -Σ_neg P_ik, again to avoid
-// cancellation. The forward pass leaves 2N·G in the S buffer. Since
-// S = U·Uᵀ/τ, ∂L/∂U = (G + Gᵀ)·U / τ: G is symmetrised in place and one more
-// GEMM gives ∂L/∂U. Through the normalisation, for a row with
+// and one more GEMM gives ∂L/∂U. Through the normalisation, for a row with
 // r_k = ||z_k|| > eps, ∂L/∂z_k = (∂L/∂u_k - u_k (u_k·∂L/∂u_k)) / r_k (the
 // component along u_k is removed); for r_k ≤ eps the denominator is the
 // constant eps and ∂L/∂z_k = ∂L/∂u_k / eps, matching PyTorch's autograd.
 //
-// Memory: one 2N×2N float32 buffer (S, then G), plus U, dZ and the norms,
-// all taken from the tape's pool.
+// Memory: one 2N×2N float32 buffer (S, then E, then A), plus U, dZ and a few
+// 2N vectors, all taken from the tape's pool.
 //
 // NTXent panics (engine style) when z is not [2n, D] with n ≥ 1 or tau is not
 // a positive finite number.
@@ -76,8 +82,10 @@ func NTXent(tp *engine.Tape, z *engine.Tensor, n int, tau float32) (*engine.Tens
 		n: n, d: d, tau: tau,
 		mm:    tp.Backend().MatMul,
 		u:     tp.Alloc(m, d),
-		norms: tp.Alloc(m),
 		s:     tp.Alloc(m, m),
+		norms: tp.Alloc(m),
+		invZ:  tp.Alloc(m),
+		negP:  tp.Alloc(m),
 	}
 	st := k.forward(z.Data())
 	out := tp.Alloc(1)
@@ -103,20 +111,29 @@ func checkArgs(z *engine.Tensor, n int, tau float32) {
 	}
 }
 
+// minSharedShiftTau is the smallest τ for the shared-shift path: there
+// E ≥ e^{-2/τ} = e^{-80}, still a normal float32. A variable so tests can
+// run both paths on the same inputs.
+var minSharedShiftTau float32 = 0.025
+
 // matMul is Backend.MatMul's signature.
 type matMul func(c, a, b *engine.Tensor, transA, transB bool, alpha, beta float32)
 
 // kernel holds the state one NT-Xent evaluation keeps for its backward pass.
 type kernel struct {
-	n, d  int
-	tau   float32
-	mm    matMul
-	u     *engine.Tensor // [2N, D] normalised rows
-	norms *engine.Tensor // [2N] ||z_k|| (before the eps floor)
-	s     *engine.Tensor // [2N, 2N] S after MatMul, 2N·G after forward
+	n, d   int
+	tau    float32
+	mm     matMul
+	u      *engine.Tensor // [2N, D] normalised rows
+	s      *engine.Tensor // [2N, 2N] S, then E (shared shift) or 2N·G (per row)
+	norms  *engine.Tensor // [2N] ||z_k|| (before the eps floor)
+	invZ   *engine.Tensor // [2N] 1/Z_i (shared shift)
+	negP   *engine.Tensor // [2N] n_i/Z_i = 1 - P_ip (shared shift)
+	perRow bool           // the per-row log-sum-exp path was taken
 }
 
-// forward normalises z into u, computes S and the loss, and leaves 2N·G in s.
+// forward normalises z into u, computes S and the loss, and leaves in s
+// what backward needs.
 func (k *kernel) forward(z []float32) Stats {
 	m, d := 2*k.n, k.d
 	u, r := k.u.Data(), k.norms.Data()
@@ -136,21 +153,12 @@ func (k *kernel) forward(z []float32) Stats {
 	}
 	k.mm(k.s, k.u, k.u, false, true, 1/k.tau, 0)
 
-	s := k.s.Data()
-	parts := make([]rowStats, workers(m))
-	parallelRows(m, len(parts), func(w, lo, hi int) {
-		var ps rowStats
-		for i := lo; i < hi; i++ {
-			ps.add(softmaxRow(s[i*m:(i+1)*m], i, (i+k.n)%m))
-		}
-		parts[w] = ps
-	})
 	var tot rowStats
-	for _, p := range parts {
-		tot.loss += p.loss
-		tot.correct += p.correct
-		tot.pos += p.pos
-		tot.neg += p.neg
+	k.perRow = k.tau < minSharedShiftTau
+	if k.perRow {
+		tot = k.forwardPerRow()
+	} else {
+		tot = k.forwardShared()
 	}
 	t := float64(k.tau)
 	st := Stats{
@@ -177,58 +185,187 @@ func (a *rowStats) add(b rowStats) {
 	a.neg += b.neg
 }
 
+// expTile is the side of the square blocks E is computed in: a 64×64 float32
+// block (16 KiB) and its mirror stay in L1/L2 while being transposed.
+const expTile = 64
+
+// forwardShared is the shared-shift path: E in place of S (symmetric, zero
+// diagonal, zero at each row's positive), 1/Z_i and n_i/Z_i.
+func (k *kernel) forwardShared() rowStats {
+	m, n := 2*k.n, k.n
+	s, invZ, negP := k.s.Data(), k.invZ.Data(), k.negP.Data()
+	c := 1 / float64(k.tau)
+
+	// The positives' logits, before E overwrites them (kept in invZ for now).
+	var pos float64
+	for i := range m {
+		v := s[i*m+(i+n)%m]
+		invZ[i] = v
+		pos += float64(v)
+	}
+
+	// Pass 1: E for the upper triangle, mirrored. Worker w takes tile rows
+	// w, w+nw, ... so that the triangle's work is spread evenly; it writes
+	// only tiles (bi, bk≥bi) and their mirrors (bk, bi), which no other
+	// worker touches.
+	nt := (m + expTile - 1) / expTile
+	nw := workers(m)
+	sums := make([]float64, nw) // Σ_{i<k} s_ik, for the mean negative cosine
+	parallelRows(nw, nw, func(w, _, _ int) {
+		var sum float64
+		for bi := w; bi < nt; bi += nw {
+			i0, i1 := bi*expTile, min((bi+1)*expTile, m)
+			for bk := bi; bk < nt; bk++ {
+				k0, k1 := bk*expTile, min((bk+1)*expTile, m)
+				for i := i0; i < i1; i++ {
+					kk := k0
+					if bk == bi {
+						kk = i + 1
+					}
+					row := s[i*m : (i+1)*m]
+					for ; kk < k1; kk++ {
+						v := row[kk]
+						sum += float64(v)
+						e := float32(expNeg(float64(v) - c))
+						row[kk] = e
+						s[kk*m+i] = e
+					}
+				}
+			}
+			for i := i0; i < i1; i++ {
+				s[i*m+i] = 0
+			}
+		}
+		sums[w] = sum
+	})
+	var upper float64
+	for _, v := range sums {
+		upper += v
+	}
+
+	// Pass 2: per row, Z_i, n_i, the loss and the accuracy.
+	parts := make([]rowStats, nw)
+	parallelRows(m, nw, func(w, lo, hi int) {
+		var ps rowStats
+		for i := lo; i < hi; i++ {
+			p := (i + n) % m
+			row := s[i*m : (i+1)*m]
+			ep := float64(row[p])
+			row[p] = 0 // A_ip is filled in by backward
+			var neg float64
+			var maxNeg float32
+			for _, e := range row {
+				neg += float64(e)
+				if e > maxNeg {
+					maxNeg = e
+				}
+			}
+			iz := 1 / (ep + neg)
+			ps.loss += math.Log1p(neg / ep)
+			if ep > float64(maxNeg) {
+				ps.correct++
+			}
+			invZ[i] = float32(iz) // the positive logit read above is no longer needed
+			negP[i] = float32(neg * iz)
+		}
+		parts[w] = ps
+	})
+	tot := rowStats{pos: pos, neg: 2*upper - pos}
+	for _, p := range parts {
+		tot.loss += p.loss
+		tot.correct += p.correct
+	}
+	return tot
+}
+
+// forwardPerRow is the classic path for very small τ: each row reduced
+// with its own maximum, leaving 2N·G = P - Y in s.
+func (k *kernel) forwardPerRow() rowStats {
+	m := 2 * k.n
+	s := k.s.Data()
+	parts := make([]rowStats, workers(m))
+	parallelRows(m, len(parts), func(w, lo, hi int) {
+		var ps rowStats
+		for i := lo; i < hi; i++ {
+			ps.add(softmaxRow(s[i*m:(i+1)*m], i, (i+k.n)%m))
+		}
+		parts[w] = ps
+	})
+	var tot rowStats
+	for _, p := range parts {
+		tot.add(p)
+	}
+	return tot
+}
+
 // softmaxRow turns row i of S (self at index i, positive at p) into row i of
 // 2N·G = P - Y and returns l_i and the row's statistics.
 func softmaxRow(row []float32, i, p int) rowStats {
 	sp := float64(row[p])
-	maxNeg := math.Inf(-1)
-	var negSum float64
+	// Self and positive are excluded from the scans by parking them at -Inf
+	// (exp gives 0), which keeps the loops branch-free.
+	row[i], row[p] = float32(math.Inf(-1)), float32(math.Inf(-1))
+	maxNeg := float32(math.Inf(-1))
+	for _, v := range row {
+		if v > maxNeg {
+			maxNeg = v
+		}
+	}
+	mx := max(sp, float64(maxNeg))
+	var e, negSum float64 // Σ_neg exp(s_ik - mx), Σ_neg s_ik
 	for k, v := range row {
+		x := expNeg(float64(v) - mx)
+		row[k] = float32(x) // unnormalised for now
+		e += x
 		if k != i && k != p {
-			maxNeg = math.Max(maxNeg, float64(v))
 			negSum += float64(v)
 		}
 	}
-	mx := math.Max(sp, maxNeg)
-	var e float64 // Σ_neg exp(s_ik - mx)
-	for k, v := range row {
-		if k != i && k != p {
-			x := math.Exp(float64(v) - mx)
-			row[k] = float32(x) // unnormalised for now
-			e += x
-		}
-	}
-	pe := math.Exp(sp - mx) // 1 when the positive is the maximum
+	pe := expNeg(sp - mx) // 1 when the positive is the maximum
 	z := pe + e
 	var l float64
-	if sp >= maxNeg {
+	if sp >= float64(maxNeg) {
 		l = math.Log1p(e)
 	} else {
 		l = (mx - sp) + math.Log(z)
 	}
 	inv := 1 / z
-	for k := range row {
-		if k != i && k != p {
-			row[k] = float32(float64(row[k]) * inv)
-		}
+	for k, v := range row {
+		row[k] = float32(float64(v) * inv)
 	}
 	row[i] = 0
 	if p != i {
 		row[p] = float32(-e * inv) // P_ip - 1 without cancellation
 	}
 	rs := rowStats{loss: l, pos: sp, neg: negSum}
-	if sp > maxNeg {
+	if sp > float64(maxNeg) {
 		rs.correct = 1
 	}
 	return rs
 }
 
 // backward writes ∂L/∂z into dz given the upstream gradient g of the loss.
-// It consumes the 2N·G left in s by forward.
+// It consumes what forward left in s.
 func (k *kernel) backward(g float32, dz *engine.Tensor) {
-	m, d := 2*k.n, k.d
-	symmetrize(k.s.Data(), m)
-	// dU = (G+Gᵀ)·U/τ, with G = (2N·G)/2N and the upstream factor g.
+	m, d, n := 2*k.n, k.d, k.n
+	s := k.s.Data()
+	if k.perRow {
+		symmetrize(s, m)
+	} else {
+		invZ, negP := k.invZ.Data(), k.negP.Data()
+		parallelRows(m, workers(m), func(_, lo, hi int) {
+			for i := lo; i < hi; i++ {
+				row := s[i*m : (i+1)*m]
+				zi := invZ[i]
+				for j, e := range row {
+					row[j] = e * (zi + invZ[j])
+				}
+				p := (i + n) % m
+				row[p] = -(negP[i] + negP[p])
+			}
+		})
+	}
+	// dU = A·U·g/(2N·τ); A is symmetric.
 	k.mm(dz, k.s, k.u, false, false, g/(float32(m)*k.tau), 0)
 	u, r, dd := k.u.Data(), k.norms.Data(), dz.Data()
 	for i := range m {

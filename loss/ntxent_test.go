@@ -28,6 +28,10 @@ func evalNTXent(b engine.Backend, zd []float32, n, d int, tau float32) (float32,
 // TestGoldenReference matches PyTorch's values and gradients through the
 // tape on the Reference backend.
 func TestGoldenReference(t *testing.T) {
+	bothPaths(t, testGoldenReference)
+}
+
+func testGoldenReference(t *testing.T) {
 	for _, c := range loadGolden(t) {
 		t.Run(c.Name, func(t *testing.T) {
 			v, st, g := evalNTXent(engine.Reference(), toF32(stack(c.Z1, c.Z2)), c.N, c.D, float32(c.Temperature))
@@ -107,6 +111,10 @@ func TestSmallTemperatureLargeNorms(t *testing.T) {
 // TestStats checks accuracy and similarities on inputs where they are
 // known, and accuracy against a direct count on random inputs.
 func TestStats(t *testing.T) {
+	bothPaths(t, testStats)
+}
+
+func testStats(t *testing.T) {
 	const n, d = 3, 8
 	// Orthogonal images, identical views: every positive wins with cos 1.
 	z := make([]float32, 2*n*d)
@@ -182,6 +190,10 @@ func TestStats(t *testing.T) {
 // TestBackendsAgree compares the oneDNN backend with Reference on a
 // SimCLR-sized problem, where it is available.
 func TestBackendsAgree(t *testing.T) {
+	bothPaths(t, testBackendsAgree)
+}
+
+func testBackendsAgree(t *testing.T) {
 	bs := backends(t)
 	if len(bs) < 2 {
 		t.Skip("oneDNN backend not available")
@@ -196,6 +208,51 @@ func TestBackendsAgree(t *testing.T) {
 			t.Errorf("tau %v: loss %s %v, %s %v", tau, bs[1].Name(), v1, bs[0].Name(), v0)
 		}
 		checkGrad(t, "dz "+bs[1].Name(), g1, f64(g0), 1e-3)
+	}
+}
+
+// TestManyTiles: with 2N = 200 rows E is built from several 64×64 tiles
+// (the last partial) on several goroutines. The loss must match the float64
+// definition, and the gradient the per-row path's and, on a sample of
+// entries, the definition's finite differences.
+func TestManyTiles(t *testing.T) {
+	rng := rand.New(rand.NewPCG(10, 11))
+	const n, d, tau = 100, 16, 0.2
+	z64 := randZ(rng, 2*n, d, 1)
+	z := toF32(z64)
+	for i, v := range z {
+		z64[i] = float64(v)
+	}
+	_, st, g := evalNTXent(engine.Reference(), z, n, d, tau)
+	old := minSharedShiftTau
+	minSharedShiftTau = float32(math.Inf(1))
+	_, st2, g2 := evalNTXent(engine.Reference(), z, n, d, tau)
+	minSharedShiftTau = old
+
+	want := oracleLoss(z64, n, d, tau)
+	if !closeRel(st.Loss, want, 1e-5, 0) || !closeRel(st2.Loss, want, 1e-5, 0) {
+		t.Errorf("loss %.9g (per-row %.9g), want %.9g", st.Loss, st2.Loss, want)
+	}
+	if st.Accuracy != st2.Accuracy || math.Abs(st.PosSim-st2.PosSim) > 1e-6 || math.Abs(st.NegSim-st2.NegSim) > 1e-6 {
+		t.Errorf("stats differ between paths: %+v vs %+v", st, st2)
+	}
+	checkGrad(t, "dz vs per-row", g, f64(g2), 1e-4)
+	var scale float64
+	for _, v := range g2 {
+		scale = math.Max(scale, math.Abs(float64(v)))
+	}
+	for range 8 {
+		j := rng.IntN(len(z64))
+		h := 1e-5
+		v := z64[j]
+		z64[j] = v + h
+		lp := oracleLoss(z64, n, d, tau)
+		z64[j] = v - h
+		lm := oracleLoss(z64, n, d, tau)
+		z64[j] = v
+		if fd := (lp - lm) / (2 * h); !closeRel(float64(g[j]), fd, 1e-3, scale) {
+			t.Errorf("grad[%d] = %.6g, finite difference %.6g", j, g[j], fd)
+		}
 	}
 }
 

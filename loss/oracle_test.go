@@ -169,7 +169,8 @@ func naiveMatMul(c, a, b *engine.Tensor, transA, transB bool, alpha, beta float3
 func runKernel(mm matMul, z []float32, n, d int, tau, g float32) (Stats, []float32) {
 	m := 2 * n
 	k := &kernel{n: n, d: d, tau: tau, mm: mm,
-		u: engine.New(m, d), norms: engine.New(m), s: engine.New(m, m)}
+		u: engine.New(m, d), norms: engine.New(m), s: engine.New(m, m),
+		invZ: engine.New(m), negP: engine.New(m)}
 	st := k.forward(z)
 	dz := engine.New(m, d)
 	k.backward(g, dz)
