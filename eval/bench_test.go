@@ -27,7 +27,7 @@ func BenchmarkLinearProbe(b *testing.B) {
 	}
 }
 
-// BenchmarkTSNE2000 is the default --tsne size.
+// BenchmarkTSNE2000 is twice the default --tsne size (cost grows as n²).
 func BenchmarkTSNE2000(b *testing.B) {
 	rng := rand.New(rand.NewPCG(2, 2))
 	n, dim := 2000, 64

@@ -32,7 +32,7 @@ FILE.csv has the columns index, name, [label, class,] e0 ... e{D-1}.
 Rows are written batch by batch: memory does not grow with the dataset.
 
 --tsne PNG also draws a 2-D map of (a seeded subsample of) the embeddings coloured
-by label: exact t-SNE (default, up to 2000 points) or PCA (--projection pca, up to
+by label: exact t-SNE (default, up to 1000 points, ~30 s) or PCA (--projection pca, up to
 5000 points).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -74,7 +74,7 @@ by label: exact t-SNE (default, up to 2000 points) or PCA (--projection pca, up 
 			}
 			// Keep only the rows of a fixed subsample for the plot.
 			if plotPoints <= 0 {
-				plotPoints = 2000
+				plotPoints = 1000
 				if projection == "pca" {
 					plotPoints = 5000
 				}
@@ -150,7 +150,7 @@ by label: exact t-SNE (default, up to 2000 points) or PCA (--projection pca, up 
 	c.Flags().StringVar(&layer, "layer", "h", "h (encoder output, for downstream use) | z (projection head output)")
 	c.Flags().StringVar(&plotPath, "tsne", "", "also draw a 2-D scatter of the embeddings coloured by label to this PNG")
 	c.Flags().StringVar(&projection, "projection", "tsne", "2-D map for --tsne: tsne | pca")
-	c.Flags().IntVar(&plotPoints, "plot-points", 0, "points in the 2-D map (default 2000 for t-SNE, 5000 for PCA; a seeded subsample)")
+	c.Flags().IntVar(&plotPoints, "plot-points", 0, "points in the 2-D map (default 1000 for t-SNE, 5000 for PCA; a seeded subsample)")
 	c.Flags().Uint64Var(&seed, "seed", 1, "seed of the plot subsample and t-SNE")
 	return c
 }
