@@ -140,6 +140,7 @@ func BenchmarkConvOverhead(b *testing.B) {
 				cb := newConvBench(b, c)
 				cb.run(kind)
 				p := cb.plan(kind)
+				b.Logf("%s: %d steps, main %s", c, p.steps, p.impl)
 				var eng, raw []float64
 				for b.Loop() {
 					t := time.Now()

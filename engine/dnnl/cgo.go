@@ -19,9 +19,10 @@ import (
 
 // plan is a cached, ready-to-run kernel (see shim.h).
 type plan struct {
-	p    *C.shim_plan
-	ws   int    // workspace bytes the caller provides, 0 if none
-	impl string // oneDNN implementation name, e.g. "jit:avx2"
+	p     *C.shim_plan
+	ws    int    // workspace bytes the caller provides, 0 if none
+	steps int    // primitives per run: reorders + the main one
+	impl  string // oneDNN implementation name, e.g. "jit:avx2"
 }
 
 // handles are the caller buffers bound to a plan's slots for one run.
@@ -43,7 +44,7 @@ func finishPlan(p *C.shim_plan, err *C.char, what string) (*plan, error) {
 	if p == nil {
 		return nil, fmt.Errorf("%s: %s", what, C.GoString(err))
 	}
-	return &plan{p: p, ws: int(C.shim_ws_size(p)), impl: C.GoString(C.shim_impl(p))}, nil
+	return &plan{p: p, ws: int(C.shim_ws_size(p)), steps: int(C.shim_nsteps(p)), impl: C.GoString(C.shim_impl(p))}, nil
 }
 
 func b2i(b bool) C.int {

@@ -436,6 +436,7 @@ static double shim_run_main(shim_plan *p, int iters) {
 
 static const char *shim_impl(shim_plan *p) { return p->impl; }
 static size_t shim_ws_size(shim_plan *p) { return p->ws_size; }
+static int shim_nsteps(shim_plan *p) { return p->nsteps; }
 
 static shim_plan *plan_new(void) { return (shim_plan *)calloc(1, sizeof(shim_plan)); }
 
