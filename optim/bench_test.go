@@ -2,7 +2,9 @@ package optim
 
 import (
 	"math/rand/v2"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/simclr-go/simclr/nn"
 )
@@ -30,10 +32,12 @@ func benchStep(b *testing.B, mk func([]nn.Param) (Optimizer, error)) {
 	b.SetBytes(int64(4 * n))
 	b.ReportAllocs()
 	b.ResetTimer()
+	c0 := processCPU()
 	for b.Loop() {
 		opt.Step(0.1)
 	}
 	b.ReportMetric(float64(n), "params")
+	b.ReportMetric((processCPU()-c0).Seconds()*1e3/float64(b.N), "cpu-ms/op")
 }
 
 type r18 []nn.Param
@@ -55,4 +59,14 @@ func BenchmarkSGDResNet18(b *testing.B) {
 
 func BenchmarkAdamWResNet18(b *testing.B) {
 	benchStep(b, func(p []nn.Param) (Optimizer, error) { return NewAdam(p, AdamWDefaults) })
+}
+
+// processCPU is the CPU time of the process, steadier than wall time on a
+// shared machine.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
