@@ -152,3 +152,24 @@ func TestKNNErrors(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkKNN: a CIFAR-10-sized monitor at 1/5 scale (10k bank, 2k
+// queries, 128-d, k=200).
+func BenchmarkKNN(b *testing.B) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	centres := make([][]float64, 10)
+	for c := range centres {
+		centres[c] = make([]float64, 128)
+		for j := range centres[c] {
+			centres[c][j] = rng.NormFloat64()
+		}
+	}
+	tr, trl := clustered(rng, centres, 10000, 128, 3)
+	te, tel := clustered(rng, centres, 2000, 128, 3)
+	for b.Loop() {
+		if _, _, err := KNN(tr, trl, te, tel, 128, 200, 0.1, 10); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(2*10000*2000*128/1e9*float64(b.N)/b.Elapsed().Seconds(), "GFLOP/s")
+}
