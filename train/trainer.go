@@ -387,6 +387,7 @@ func (t *trainer) loop(ctx context.Context, start time.Time) (Summary, error) {
 		trainSecs  float64 // time in training steps, this invocation
 		trainSteps int
 		lastKNNS   float64
+		skipped    int
 	)
 	for t.epoch < cfg.Epochs {
 		epochStart := time.Now()
@@ -485,6 +486,10 @@ func (t *trainer) loop(ctx context.Context, start time.Time) (Summary, error) {
 				ep, cfg.Epochs, meanLoss, 100*top1, 100*top5, epochS, secs)
 		} else {
 			t.prog.println("epoch %d/%d: loss %.4f  (%.1fs)", ep, cfg.Epochs, meanLoss, epochS)
+		}
+		if st := t.loader.Stats(); st.Skipped > skipped && len(st.SkippedFiles) > 0 {
+			t.prog.println("skipped %d unreadable images so far (skip_bad); first: %s", st.Skipped, st.SkippedFiles[0])
+			skipped = st.Skipped
 		}
 		t.epoch, t.batch = ep, 0
 		t.epochLossSum, t.epochLossN = 0, 0
