@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"errors"
 	"flag"
 	"math"
 	"math/rand/v2"
@@ -96,16 +97,20 @@ func TestForwardGolden(t *testing.T) {
 	})
 }
 
-func dnnlBackend(t *testing.T) engine.Backend {
+func dnnlBackend(t testing.TB) engine.Backend {
 	t.Helper()
-	if !dnnl.Available() {
-		t.Skip("oneDNN not available in this build")
-	}
-	b, err := dnnl.New(0)
+	b, err := newDNNL()
 	if err != nil {
 		t.Skip(err)
 	}
 	return b
+}
+
+func newDNNL() (engine.Backend, error) {
+	if !dnnl.Available() {
+		return nil, errors.New("oneDNN not available in this build")
+	}
+	return dnnl.New(0)
 }
 
 // loadGolden builds the golden models with the stored weights (not the
