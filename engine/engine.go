@@ -63,6 +63,7 @@ type Tensor struct {
 	view    bool    // shares another tensor's data (Reshape)
 	inUse   bool    // handed out by the pool and not yet returned
 	gradFor *Tensor // set while this tensor is the (exclusively owned) gradient of gradFor
+	outFree bool    // its producer's backward never reads it (AddReLUInPlace may overwrite it)
 }
 
 // ConvParams describe a 2-D convolution (no groups, no dilation).

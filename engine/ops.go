@@ -285,6 +285,7 @@ func (tp *Tape) Conv2D(x, w, b *Tensor, p ConvParams) *Tensor {
 	OW := (W+2*p.PadW-KW)/p.StrideW + 1
 	y := tp.get(N, O, OH, OW)
 	tp.b.Conv2D(y, x, w, b, p)
+	y.outFree = true // conv backward reads x and w only
 	if tp.rec(x, w, b) {
 		tp.record(y, func(g *Tensor) {
 			if w.requiresGrad || (b != nil && b.requiresGrad) {
@@ -364,6 +365,7 @@ func (tp *Tape) BatchNorm(x, gamma, beta *Tensor, st *BNStats, train, relu bool)
 	}
 	y := tp.get(x.shape...)
 	ws := tp.b.BatchNorm(y, x, gamma, beta, mean, variance, p)
+	y.outFree = !relu // the backward reads y only for a fused ReLU's mask
 	if train && st != nil {
 		mom := st.Momentum
 		unbias := float32(m) / float32(m-1)
@@ -445,10 +447,30 @@ func (tp *Tape) ReLU(x *Tensor) *Tensor {
 func (tp *Tape) Add(a, b *Tensor) *Tensor     { return tp.add("Add", a, b, false) }
 func (tp *Tape) AddReLU(a, b *Tensor) *Tensor { return tp.add("AddReLU", a, b, true) }
 
+// AddReLUInPlace is AddReLU that may write the result over a's storage,
+// which saves one activation buffer per residual block: the caller must not
+// use a again. It does so only when a is a buffer of this tape whose producer
+// never reads it again (a convolution, or a batch norm without fused ReLU);
+// otherwise it is AddReLU.
+func (tp *Tape) AddReLUInPlace(a, b *Tensor) *Tensor {
+	checkSame("AddReLUInPlace", a, b)
+	if !a.outFree || !a.pooled || !a.inUse || a.view || a.grad != nil {
+		return tp.add("AddReLUInPlace", a, b, true)
+	}
+	y := tp.viewOf(a, a.shape)
+	y.layout = a.layout
+	a.outFree = false // its storage now holds y, whose backward reads it
+	return tp.addInto(y, a, b, true)
+}
+
 func (tp *Tape) add(op string, a, b *Tensor, relu bool) *Tensor {
 	checkSame(op, a, b)
-	y := tp.get(a.shape...)
+	return tp.addInto(tp.get(a.shape...), a, b, relu)
+}
+
+func (tp *Tape) addInto(y, a, b *Tensor, relu bool) *Tensor {
 	tp.b.Add(y, a, b, relu)
+	y.outFree = !relu
 	if tp.rec(a, b, nil) {
 		tp.record(y, func(g *Tensor) {
 			d := g // g is dead after this node: hand it on to a

@@ -53,6 +53,7 @@ func (tp *Tape) get(shape ...int) *Tensor {
 	t.shape = append(t.shape[:0], shape...)
 	t.layout = Plain
 	t.inUse = true
+	t.outFree = false
 	p.used = append(p.used, t)
 	return t
 }
@@ -79,6 +80,7 @@ func (tp *Tape) viewOf(x *Tensor, shape []int) *Tensor {
 	t.data = x.data
 	t.layout = Plain
 	t.inUse = true
+	t.outFree = false
 	p.used = append(p.used, t)
 	return t
 }

@@ -178,7 +178,8 @@ func (b *Block) Forward(tp *engine.Tape, x *engine.Tensor, train bool) *engine.T
 		out = b.BN2.Forward(tp, b.Conv2.Forward(tp, out), train, true)
 		out = b.BN3.Forward(tp, b.Conv3.Forward(tp, out), train, false)
 	}
-	return tp.AddReLU(out, idt)
+	// out (the last BN's output) is used only here: add over its buffer.
+	return tp.AddReLUInPlace(out, idt)
 }
 
 // modules lists the block's layers in torchvision's state-dict order.

@@ -463,7 +463,7 @@ func TestTapeGradients(t *testing.T) {
 		P := params
 		h := tp.BatchNorm(tp.Conv2D(x, P["w1"], nil, s1), P["g1"], P["b1"], nil, true, true)
 		r := tp.BatchNorm(tp.Conv2D(h, P["w2"], nil, s1), P["g2"], P["b2"], nil, true, false)
-		h = tp.AddReLU(r, h)
+		h = tp.AddReLUInPlace(r, h) // r is dead: the add may overwrite it
 		sc := tp.BatchNorm(tp.Conv2D(h, P["w3"], nil, d2), P["g3"], P["b3"], nil, true, false)
 		h = tp.AddReLU(tp.Conv2D(h, P["w4"], nil, s2), sc)
 		h = tp.MaxPool2D(h, engine.PoolParams{KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1})

@@ -1,0 +1,75 @@
+package engine_test
+
+import (
+	"testing"
+
+	"github.com/simclr-go/simclr/engine"
+	"github.com/simclr-go/simclr/engine/enginetest"
+)
+
+// residual is a basic block's tail: relu(bn(conv(x)) + x), with the add
+// written over the batch norm's output when inPlace is set.
+func residual(tp *engine.Tape, in []*engine.Tensor, inPlace bool) *engine.Tensor {
+	x, w, g, b := in[0], in[1], in[2], in[3]
+	r := tp.BatchNorm(tp.Conv2D(x, w, nil, engine.ConvParams{StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}), g, b, nil, true, false)
+	if inPlace {
+		return tp.AddReLUInPlace(r, x)
+	}
+	return tp.AddReLU(r, x)
+}
+
+func TestGradAddReLUInPlace(t *testing.T) {
+	rng := newRNG(41)
+	in := []*engine.Tensor{
+		enginetest.Rand(rng, 2, 3, 5, 5), enginetest.Rand(rng, 3, 3, 3, 3),
+		enginetest.Rand(rng, 3), enginetest.Rand(rng, 3),
+	}
+	check(t, in, func(tp *engine.Tape, in []*engine.Tensor) *engine.Tensor {
+		return tp.Sum(tp.Mul(residual(tp, in, true), awayFromZero(enginetest.Rand(newRNG(5), 2, 3, 5, 5), 0)))
+	})
+}
+
+// TestAddReLUInPlaceSavesABuffer checks that the in-place add reuses the
+// batch norm's buffer (one pool buffer fewer than AddReLU), gives the same
+// values, and falls back to a copy when the input's producer needs it.
+func TestAddReLUInPlaceSavesABuffer(t *testing.T) {
+	rng := newRNG(42)
+	in := []*engine.Tensor{
+		enginetest.Rand(rng, 2, 4, 6, 6), enginetest.Rand(rng, 4, 4, 3, 3),
+		enginetest.Rand(rng, 4), enginetest.Rand(rng, 4),
+	}
+	for _, x := range in {
+		x.SetRequiresGrad(true)
+	}
+	run := func(inPlace bool) ([]float32, int) {
+		tp := engine.NewTape(ref)
+		y := residual(tp, in, inPlace)
+		out := append([]float32(nil), y.Data()...)
+		tp.Backward(tp.Sum(y))
+		return out, tp.PoolStats().Tensors
+	}
+	want, nCopy := run(false)
+	got, nInPlace := run(true)
+	if nInPlace != nCopy-1 {
+		t.Errorf("pool buffers: %d in place vs %d with a copy, want one fewer", nInPlace, nCopy)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("element %d: %g in place, %g with a copy", i, got[i], want[i])
+		}
+	}
+
+	// A ReLU's backward reads its output, so it must not be overwritten.
+	tp := engine.NewTape(ref)
+	a := tp.ReLU(in[0])
+	before := append([]float32(nil), a.Data()...)
+	y := tp.AddReLUInPlace(a, in[0])
+	for i, v := range a.Data() {
+		if v != before[i] {
+			t.Fatalf("AddReLUInPlace overwrote a ReLU output at %d", i)
+		}
+	}
+	if &y.Data()[0] == &a.Data()[0] {
+		t.Fatal("AddReLUInPlace shares the storage of a ReLU output")
+	}
+}
