@@ -73,3 +73,59 @@ func TestAddReLUInPlaceSavesABuffer(t *testing.T) {
 		t.Fatal("AddReLUInPlace shares the storage of a ReLU output")
 	}
 }
+
+// TestFree checks that Free lets an inference chain reuse buffers, leaves
+// recorded tensors alone, and leaves a freed handle without data.
+func TestFree(t *testing.T) {
+	rng := newRNG(43)
+	x := enginetest.Rand(rng, 2, 3, 4, 4)
+	chain := func(tp *engine.Tape, free bool) *engine.Tensor {
+		h := x
+		for range 4 {
+			nh := tp.ReLU(tp.Scale(h, 2))
+			if free && h != x {
+				tp.Free(h)
+			}
+			h = nh
+		}
+		return h
+	}
+	tp := engine.NewTape(ref)
+	tp.SetGrad(false)
+	want := append([]float32(nil), chain(tp, false).Data()...)
+	kept := tp.PoolStats().Tensors
+	tp2 := engine.NewTape(ref)
+	tp2.SetGrad(false)
+	got := chain(tp2, true).Data()
+	if n := tp2.PoolStats().Tensors; n >= kept {
+		t.Errorf("pool buffers with Free: %d, without: %d; want fewer", n, kept)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("element %d: %g with Free, %g without", i, got[i], want[i])
+		}
+	}
+
+	// Recorded tensors are needed by Backward: Free must ignore them.
+	x.SetRequiresGrad(true)
+	defer x.SetRequiresGrad(false)
+	tp3 := engine.NewTape(ref)
+	h := tp3.ReLU(x)
+	y := tp3.Scale(h, 3)
+	tp3.Free(h)
+	if h.Len() != x.Len() {
+		t.Fatal("Free released a recorded tensor")
+	}
+	tp3.Backward(tp3.Sum(y))
+	if x.Grad() == nil {
+		t.Fatal("no gradient after Free of a recorded tensor")
+	}
+
+	// A freed unrecorded tensor has no data left.
+	tp.Reset()
+	s := tp.Scale(enginetest.Rand(rng, 3), 1)
+	tp.Free(s)
+	if s.Len() != 0 {
+		t.Errorf("freed tensor still has %d elements", s.Len())
+	}
+}

@@ -457,9 +457,12 @@ func (tp *Tape) AddReLUInPlace(a, b *Tensor) *Tensor {
 	if !a.outFree || !a.pooled || !a.inUse || a.view || a.grad != nil {
 		return tp.add("AddReLUInPlace", a, b, true)
 	}
+	// y takes over a's storage and a becomes a view of it, so that freeing y
+	// (Free, Reset) frees the storage.
 	y := tp.viewOf(a, a.shape)
+	y.view, y.pooled, a.view = false, true, true
 	y.layout = a.layout
-	a.outFree = false // its storage now holds y, whose backward reads it
+	a.outFree = false
 	return tp.addInto(y, a, b, true)
 }
 
@@ -1078,6 +1081,28 @@ func (tp *Tape) Custom(out *Tensor, inputs []*Tensor, backward func(gradOut *Ten
 			tp.addGrad(ins[i], d, false)
 		}
 	})
+}
+
+// Free returns tensors to the pool before Reset, for forward passes that
+// know a tensor is dead (inference through a deep network keeps a few
+// activations alive instead of all of them). Only unrecorded tensors made by
+// this tape's ops are freed: tensors Backward needs, leaves and views are
+// left alone. A freed tensor has no data: do not use it again.
+func (tp *Tape) Free(ts ...*Tensor) {
+	for _, t := range ts {
+		if t == nil || t.node != nil || t.requiresGrad || !t.pooled || !t.inUse || t.view || t.gradFor != nil {
+			continue
+		}
+		// Hand the storage to a fresh header so that a stale handle to t
+		// fails loudly (no data) instead of reading a reused buffer.
+		nt := &Tensor{data: t.data, shape: make([]int, 0, 4), pooled: true}
+		t.data, t.inUse = nil, false
+		p := &tp.pool
+		if p.free == nil {
+			p.free = make(map[int][]*Tensor)
+		}
+		p.free[len(nt.data)] = append(p.free[len(nt.data)], nt)
+	}
 }
 
 // Alloc returns a zeroed Plain tensor from the tape's pool (freed by Reset).

@@ -167,19 +167,35 @@ func (b *Block) lastBN() *BatchNorm {
 
 // Forward runs the block: the last BN feeds the fused residual add + ReLU.
 func (b *Block) Forward(tp *engine.Tape, x *engine.Tensor, train bool) *engine.Tensor {
+	// Free releases dead intermediates early when nothing is recorded
+	// (inference); recorded ones are kept for Backward.
+	convBN := func(c *Conv2d, bn *BatchNorm, in *engine.Tensor, relu bool) *engine.Tensor {
+		c1 := c.Forward(tp, in)
+		out := bn.Forward(tp, c1, train, relu)
+		tp.Free(c1)
+		return out
+	}
 	idt := x
 	if b.DownConv != nil {
-		idt = b.DownBN.Forward(tp, b.DownConv.Forward(tp, x), train, false)
+		idt = convBN(b.DownConv, b.DownBN, x, false)
 	}
-	out := b.BN1.Forward(tp, b.Conv1.Forward(tp, x), train, true)
+	out := convBN(b.Conv1, b.BN1, x, true)
 	if b.Conv3 == nil {
-		out = b.BN2.Forward(tp, b.Conv2.Forward(tp, out), train, false)
+		o2 := convBN(b.Conv2, b.BN2, out, false)
+		tp.Free(out)
+		out = o2
 	} else {
-		out = b.BN2.Forward(tp, b.Conv2.Forward(tp, out), train, true)
-		out = b.BN3.Forward(tp, b.Conv3.Forward(tp, out), train, false)
+		o2 := convBN(b.Conv2, b.BN2, out, true)
+		tp.Free(out)
+		out = convBN(b.Conv3, b.BN3, o2, false)
+		tp.Free(o2)
 	}
 	// out (the last BN's output) is used only here: add over its buffer.
-	return tp.AddReLUInPlace(out, idt)
+	y := tp.AddReLUInPlace(out, idt)
+	if idt != x {
+		tp.Free(idt)
+	}
+	return y
 }
 
 // modules lists the block's layers in torchvision's state-dict order.
@@ -214,16 +230,24 @@ func (r *ResNet) CheckInput(shape []int) error {
 // has the wrong shape (see CheckInput).
 func (r *ResNet) Forward(tp *engine.Tape, x *engine.Tensor, train bool) *engine.Tensor {
 	checkInput("ResNet", x, 4, r.cfg.InChannels)
-	h := r.BN1.Forward(tp, r.Conv1.Forward(tp, x), train, true)
+	c1 := r.Conv1.Forward(tp, x)
+	h := r.BN1.Forward(tp, c1, train, true)
+	tp.Free(c1) // a no-op unless nothing is recorded (see Block.Forward)
 	if r.cfg.Stem == "imagenet" {
-		h = tp.MaxPool2D(h, imagenetPool)
+		p := tp.MaxPool2D(h, imagenetPool)
+		tp.Free(h)
+		h = p
 	}
 	for _, layer := range r.Layers {
 		for _, b := range layer {
-			h = b.Forward(tp, h, train)
+			nh := b.Forward(tp, h, train)
+			tp.Free(h)
+			h = nh
 		}
 	}
-	return tp.GlobalAvgPool(h)
+	out := tp.GlobalAvgPool(h)
+	tp.Free(h)
+	return out
 }
 
 var imagenetPool = engine.PoolParams{KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1}
