@@ -106,19 +106,24 @@ func TestFree(t *testing.T) {
 		}
 	}
 
-	// Recorded tensors are needed by Backward: Free must ignore them.
-	x.SetRequiresGrad(true)
-	defer x.SetRequiresGrad(false)
+	// With recording on, Free must keep every tensor: recorded ones, and
+	// unrecorded ones a recorded op saved (a frozen layer feeding a
+	// trainable one).
+	w := enginetest.Rand(rng, 2, 3, 4, 4)
+	w.SetRequiresGrad(true)
 	tp3 := engine.NewTape(ref)
-	h := tp3.ReLU(x)
+	frozen := tp3.Scale(x, 2) // x needs no gradient: not recorded
+	h := tp3.Mul(frozen, w)   // recorded; saves frozen for w's gradient
 	y := tp3.Scale(h, 3)
-	tp3.Free(h)
-	if h.Len() != x.Len() {
-		t.Fatal("Free released a recorded tensor")
+	tp3.Free(frozen, h)
+	if frozen.Len() != x.Len() || h.Len() != x.Len() {
+		t.Fatal("Free released a tensor while recording")
 	}
 	tp3.Backward(tp3.Sum(y))
-	if x.Grad() == nil {
-		t.Fatal("no gradient after Free of a recorded tensor")
+	for i, g := range w.Grad().Data() {
+		if want := 6 * x.Data()[i]; g != want {
+			t.Fatalf("grad w[%d] = %g, want %g", i, g, want)
+		}
 	}
 
 	// A freed unrecorded tensor has no data left.

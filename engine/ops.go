@@ -1085,10 +1085,15 @@ func (tp *Tape) Custom(out *Tensor, inputs []*Tensor, backward func(gradOut *Ten
 
 // Free returns tensors to the pool before Reset, for forward passes that
 // know a tensor is dead (inference through a deep network keeps a few
-// activations alive instead of all of them). Only unrecorded tensors made by
-// this tape's ops are freed: tensors Backward needs, leaves and views are
-// left alone. A freed tensor has no data: do not use it again.
+// activations alive instead of all of them). It acts only while recording
+// is off (SetGrad(false)): with recording on, even an unrecorded tensor may
+// be saved by a recorded op that consumed it (a frozen layer feeding a
+// trainable one). Only tensors made by this tape's ops are freed; leaves and
+// views are left alone. A freed tensor has no data: do not use it again.
 func (tp *Tape) Free(ts ...*Tensor) {
+	if !tp.noGrad {
+		return
+	}
 	for _, t := range ts {
 		if t == nil || t.node != nil || t.requiresGrad || !t.pooled || !t.inUse || t.view || t.gradFor != nil {
 			continue
