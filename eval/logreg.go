@@ -4,7 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
+	"github.com/simclr-go/simclr/engine"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/optimize"
@@ -50,13 +54,15 @@ func FitStandardizer(x []float32, n, dim int) *Standardizer {
 	return s
 }
 
-// Apply returns the standardised rows of x as float64.
-func (s *Standardizer) Apply(x []float32, n int) []float64 {
+// Apply returns the standardised rows of x. They are float32 like the
+// features: half the memory of float64, and standardised values need no
+// more than float32's 7 digits.
+func (s *Standardizer) Apply(x []float32, n int) []float32 {
 	dim := len(s.Mean)
-	out := make([]float64, n*dim)
+	out := make([]float32, n*dim)
 	for i := 0; i < n; i++ {
 		for j := 0; j < dim; j++ {
-			out[i*dim+j] = (float64(x[i*dim+j]) - s.Mean[j]) * s.Scale[j]
+			out[i*dim+j] = float32((float64(x[i*dim+j]) - s.Mean[j]) * s.Scale[j])
 		}
 	}
 	return out
@@ -71,15 +77,25 @@ type LinearClassifier struct {
 }
 
 // Logits returns the [n, Classes] scores of n rows of x.
-func (c *LinearClassifier) Logits(x []float64, n int) []float64 {
+func (c *LinearClassifier) Logits(x []float32, n int) []float64 {
 	out := make([]float64, n*c.Classes)
 	for i := 0; i < n; i++ {
 		copy(out[i*c.Classes:], c.B)
 	}
-	blas64.Gemm(blas.NoTrans, blas.Trans, 1,
-		blas64.General{Rows: n, Cols: c.Dim, Stride: c.Dim, Data: x},
-		blas64.General{Rows: c.Classes, Cols: c.Dim, Stride: c.Dim, Data: c.W},
-		1, blas64.General{Rows: n, Cols: c.Classes, Stride: c.Classes, Data: out})
+	// In chunks, so the float64 copy of x stays small.
+	const chunk = 4096
+	buf := make([]float64, min(n, chunk)*c.Dim)
+	for lo := 0; lo < n; lo += chunk {
+		hi := min(n, lo+chunk)
+		xb := buf[:(hi-lo)*c.Dim]
+		for i, v := range x[lo*c.Dim : hi*c.Dim] {
+			xb[i] = float64(v)
+		}
+		blas64.Gemm(blas.NoTrans, blas.Trans, 1,
+			blas64.General{Rows: hi - lo, Cols: c.Dim, Stride: c.Dim, Data: xb},
+			blas64.General{Rows: c.Classes, Cols: c.Dim, Stride: c.Dim, Data: c.W},
+			1, blas64.General{Rows: hi - lo, Cols: c.Classes, Stride: c.Classes, Data: out[lo*c.Classes : hi*c.Classes]})
+	}
 	return out
 }
 
@@ -92,92 +108,273 @@ type LogRegConfig struct {
 	// the data). 0 means 500.
 	MaxIter int
 	// GradTol stops when the largest gradient component is below it.
-	// 0 means 1e-6.
+	// 0 means 1e-5.
 	GradTol float64
+	// RelTol stops when the objective fell by less than RelTol·|f| over the
+	// last 10 iterations: by then the predictions no longer change. 0 means
+	// 1e-7; negative disables the rule.
+	RelTol float64
+	// Rows restricts the fit to these rows of x (a validation split, say)
+	// without copying them; nil means all rows.
+	Rows []int
+	// Workers evaluating the objective; 0 means GOMAXPROCS. The result does
+	// not depend on it.
+	Workers int
+	// Backend, when set, does the two matrix products of each pass in
+	// float32 (oneDNN: several times faster than the float64 Go kernels);
+	// the softmax, the sums and L-BFGS stay in float64. nil: float64 Go.
+	Backend engine.Backend
 	// Init warm-starts from a previous solution of the same shape.
 	Init *LinearClassifier
 }
 
 // LogRegStats describe how an optimisation ended.
 type LogRegStats struct {
-	Iterations int
-	Loss       float64
-	Status     string
+	Iterations  int
+	Evaluations int // objective+gradient passes over the data
+	Loss        float64
+	Status      string
 }
 
-// logRegProblem evaluates the objective and its gradient together; L-BFGS
-// asks for both at the same point, so the gradient is cached.
+// shardRows is the granularity of the parallel softmax. Shards, not
+// workers, own the partial sums, and they are added in shard order, so the
+// result is the same for any number of workers.
+const shardRows = 2048
+
+// forShards calls f(shard, lo, hi) for each shardRows-sized range of [0, n)
+// on up to workers goroutines (0: GOMAXPROCS).
+func forShards(n, workers int, f func(shard, lo, hi int)) {
+	shards := (n + shardRows - 1) / shardRows
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	workers = min(workers, shards)
+	var next atomic.Int64
+	run := func() {
+		for {
+			sh := int(next.Add(1) - 1)
+			if sh >= shards {
+				return
+			}
+			f(sh, sh*shardRows, min(n, (sh+1)*shardRows))
+		}
+	}
+	if workers <= 1 {
+		run()
+		return
+	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() { defer wg.Done(); run() }()
+	}
+	wg.Wait()
+}
+
+// logRegProblem evaluates the objective and its gradient together (L-BFGS
+// asks for both at the same point, so they are cached). Each evaluation is
+// two matrix products over the fit's rows, Z = X Wᵀ and ∇W = Gᵀ X, around a
+// row-parallel softmax.
 type logRegProblem struct {
-	x       []float64 // [n, dim]
-	y       []int
-	n, dim  int
+	y       []int // labels of all rows of x
+	idx     []int // rows in the fit; nil: all
+	n, dim  int   // n rows in the fit
 	classes int
 	lambda  float64
+	workers int
 
-	logits []float64 // [n, classes] scratch
-	lastX  []float64
-	lastF  float64
-	lastG  []float64
+	partG [][]float64 // per-shard bias-gradient sums [classes]
+	partF []float64   // per-shard loss sums
+	evals int
+
+	// float64 path (gonum): the fit's rows and Z, then (p - onehot)/n.
+	x64, z64 []float64
+	// Backend path (float32): the same, as tensors.
+	be      engine.Backend
+	z32     []float32
+	w32     []float32
+	gw32    []float32
+	tx, tz  *engine.Tensor
+	tw, tgw *engine.Tensor
+
+	lastX []float64
+	lastF float64
+	lastG []float64
+}
+
+func newLogRegProblem(x []float32, y []int, idx []int, dim, classes int, lambda float64, workers int, be engine.Backend) *logRegProblem {
+	n := len(y)
+	if idx != nil {
+		n = len(idx)
+	}
+	shards := (n + shardRows - 1) / shardRows
+	p := &logRegProblem{y: y, idx: idx, n: n, dim: dim, classes: classes, lambda: lambda, workers: workers,
+		partG: make([][]float64, shards), partF: make([]float64, shards),
+		lastG: make([]float64, classes*dim+classes)}
+	for i := range p.partG {
+		p.partG[i] = make([]float64, classes)
+	}
+	row := func(r int) []float32 {
+		if idx != nil {
+			r = idx[r]
+		}
+		return x[r*dim : (r+1)*dim]
+	}
+	if be == nil {
+		p.x64, p.z64 = make([]float64, n*dim), make([]float64, n*classes)
+		for r := 0; r < n; r++ {
+			dst := p.x64[r*dim : (r+1)*dim]
+			for j, v := range row(r) {
+				dst[j] = float64(v)
+			}
+		}
+		return p
+	}
+	p.be = be
+	x32 := x
+	if idx != nil {
+		x32 = make([]float32, n*dim)
+		for r := 0; r < n; r++ {
+			copy(x32[r*dim:(r+1)*dim], row(r))
+		}
+	}
+	p.z32, p.w32, p.gw32 = make([]float32, n*classes), make([]float32, classes*dim), make([]float32, classes*dim)
+	p.tx, p.tz = engine.FromData(x32, n, dim), engine.FromData(p.z32, n, classes)
+	p.tw, p.tgw = engine.FromData(p.w32, classes, dim), engine.FromData(p.gw32, classes, dim)
+	return p
+}
+
+// label returns the label of row r of the fit.
+func (p *logRegProblem) label(r int) int {
+	if p.idx != nil {
+		return p.y[p.idx[r]]
+	}
+	return p.y[r]
+}
+
+// softmaxGrad turns the logits of row r into (softmax - onehot(y))·inv in
+// place and returns the row's cross-entropy.
+func softmaxGrad(row []float64, y int, inv float64) float64 {
+	m := row[0]
+	for _, v := range row[1:] {
+		m = max(m, v)
+	}
+	zy := row[y]
+	sum := 0.0
+	for k, v := range row {
+		e := math.Exp(v - m)
+		row[k] = e
+		sum += e
+	}
+	sc := inv / sum
+	for k := range row {
+		row[k] *= sc
+	}
+	row[y] -= inv
+	return m + math.Log(sum) - zy // logsumexp - z_y
 }
 
 func (p *logRegProblem) eval(theta []float64) {
 	if p.lastX != nil && equalSlices(p.lastX, theta) {
 		return
 	}
-	c, d, n := p.classes, p.dim, p.n
+	p.evals++
+	c, d := p.classes, p.dim
 	w, b := theta[:c*d], theta[c*d:]
-	for i := 0; i < n; i++ {
-		copy(p.logits[i*c:(i+1)*c], b)
+	inv := 1 / float64(p.n)
+	gw, gb := p.lastG[:c*d], p.lastG[c*d:]
+	if p.be != nil {
+		p.evalBackend(w, b, gw, inv)
+	} else {
+		p.evalGo(w, b, gw, inv)
 	}
-	blas64.Gemm(blas.NoTrans, blas.Trans, 1,
-		blas64.General{Rows: n, Cols: d, Stride: d, Data: p.x},
-		blas64.General{Rows: c, Cols: d, Stride: d, Data: w},
-		1, blas64.General{Rows: n, Cols: c, Stride: c, Data: p.logits})
-	// Turn logits into (softmax - onehot)/n in place, accumulating the loss.
 	loss := 0.0
-	gb := p.lastG[c*d:]
 	clear(gb)
-	inv := 1 / float64(n)
-	for i := 0; i < n; i++ {
-		row := p.logits[i*c : (i+1)*c]
-		m := row[0]
-		for _, v := range row[1:] {
-			m = math.Max(m, v)
-		}
-		zy := row[p.y[i]]
-		s := 0.0
-		for k, v := range row {
-			e := math.Exp(v - m)
-			row[k] = e
-			s += e
-		}
-		loss += m + math.Log(s) - zy // logsumexp - z_y
-		for k := range row {
-			row[k] /= s
-		}
-		row[p.y[i]] -= 1
-		for k := range row {
-			row[k] *= inv
-			gb[k] += row[k]
+	for sh, g := range p.partG {
+		loss += p.partF[sh]
+		for k, v := range g {
+			gb[k] += v
 		}
 	}
-	loss *= inv
-	gw := p.lastG[:c*d]
-	copy(gw, w)
 	reg := 0.0
-	for _, v := range w {
+	for i, v := range w {
 		reg += v * v
+		gw[i] += p.lambda * v
 	}
-	// gw = lambda*w + G^T X
-	blas64.Gemm(blas.Trans, blas.NoTrans, 1,
-		blas64.General{Rows: n, Cols: c, Stride: c, Data: p.logits},
-		blas64.General{Rows: n, Cols: d, Stride: d, Data: p.x},
-		p.lambda, blas64.General{Rows: c, Cols: d, Stride: d, Data: gw})
-	p.lastF = loss + 0.5*p.lambda*reg
+	p.lastF = loss*inv + 0.5*p.lambda*reg
 	if p.lastX == nil {
 		p.lastX = make([]float64, len(theta))
 	}
 	copy(p.lastX, theta)
+}
+
+// softmaxRows turns rows [lo, hi) of logits z (without the bias b) into
+// (softmax - onehot)/n in place, returning the loss and bias-gradient sums
+// in shard sh's slots.
+func (p *logRegProblem) softmaxRows(sh, lo, hi int, b []float64, inv float64, get func(r int, row []float64), put func(r int, row []float64)) {
+	c := p.classes
+	gb := p.partG[sh]
+	clear(gb)
+	row := make([]float64, c)
+	loss := 0.0
+	for r := lo; r < hi; r++ {
+		get(r, row)
+		for k := range row {
+			row[k] += b[k]
+		}
+		loss += softmaxGrad(row, p.label(r), inv)
+		for k, v := range row {
+			gb[k] += v
+		}
+		put(r, row)
+	}
+	p.partF[sh] = loss
+}
+
+// evalGo is the float64 path: gonum products, exact enough for the
+// finite-difference and convergence checks.
+func (p *logRegProblem) evalGo(w, b, gw []float64, inv float64) {
+	c, d, n := p.classes, p.dim, p.n
+	blas64.Gemm(blas.NoTrans, blas.Trans, 1,
+		blas64.General{Rows: n, Cols: d, Stride: d, Data: p.x64},
+		blas64.General{Rows: c, Cols: d, Stride: d, Data: w},
+		0, blas64.General{Rows: n, Cols: c, Stride: c, Data: p.z64})
+	forShards(n, p.workers, func(sh, lo, hi int) {
+		p.softmaxRows(sh, lo, hi, b, inv,
+			func(r int, row []float64) { copy(row, p.z64[r*c:(r+1)*c]) },
+			func(r int, row []float64) { copy(p.z64[r*c:(r+1)*c], row) })
+	})
+	blas64.Gemm(blas.Trans, blas.NoTrans, 1,
+		blas64.General{Rows: n, Cols: c, Stride: c, Data: p.z64},
+		blas64.General{Rows: n, Cols: d, Stride: d, Data: p.x64},
+		0, blas64.General{Rows: c, Cols: d, Stride: d, Data: gw})
+}
+
+// evalBackend does both products in float32 on the backend; the softmax
+// and all sums over rows outside them are float64.
+func (p *logRegProblem) evalBackend(w, b, gw []float64, inv float64) {
+	c := p.classes
+	for i, v := range w {
+		p.w32[i] = float32(v)
+	}
+	p.be.MatMul(p.tz, p.tx, p.tw, false, true, 1, 0)
+	forShards(p.n, p.workers, func(sh, lo, hi int) {
+		p.softmaxRows(sh, lo, hi, b, inv,
+			func(r int, row []float64) {
+				for k, v := range p.z32[r*c : (r+1)*c] {
+					row[k] = float64(v)
+				}
+			},
+			func(r int, row []float64) {
+				for k, v := range row {
+					p.z32[r*c+k] = float32(v)
+				}
+			})
+	})
+	p.be.MatMul(p.tgw, p.tz, p.tx, true, false, 1, 0)
+	for i, v := range p.gw32 {
+		gw[i] = float64(v)
+	}
 }
 
 func equalSlices(a, b []float64) bool {
@@ -189,10 +386,32 @@ func equalSlices(a, b []float64) bool {
 	return true
 }
 
-// TrainLogReg fits a multinomial logistic regression to n rows of x
-// (float64, typically standardised) with labels y in [0, classes) by
-// L-BFGS on the full batch.
-func TrainLogReg(x []float64, y []int, dim, classes int, cfg LogRegConfig) (*LinearClassifier, LogRegStats, error) {
+// relConverge stops L-BFGS once the objective has fallen by less than
+// tol·|f| over the last `window` iterations.
+type relConverge struct {
+	tol    float64
+	window int
+	hist   []float64
+}
+
+func (r *relConverge) Init(int) { r.hist = r.hist[:0] }
+
+func (r *relConverge) Converged(loc *optimize.Location) optimize.Status {
+	r.hist = append(r.hist, loc.F)
+	if len(r.hist) <= r.window {
+		return optimize.NotTerminated
+	}
+	old := r.hist[len(r.hist)-1-r.window]
+	if old-loc.F <= r.tol*math.Abs(loc.F) {
+		return optimize.FunctionConvergence
+	}
+	return optimize.NotTerminated
+}
+
+// TrainLogReg fits a multinomial logistic regression to the rows of x
+// (n = len(y) rows of dim features, typically standardised; cfg.Rows picks
+// a subset) with labels y in [0, classes) by L-BFGS on the full batch.
+func TrainLogReg(x []float32, y []int, dim, classes int, cfg LogRegConfig) (*LinearClassifier, LogRegStats, error) {
 	n := len(y)
 	switch {
 	case n == 0:
@@ -203,6 +422,13 @@ func TrainLogReg(x []float64, y []int, dim, classes int, cfg LogRegConfig) (*Lin
 		return nil, LogRegStats{}, fmt.Errorf("logistic regression: %d values for %d rows of %d features", len(x), n, dim)
 	case cfg.Lambda < 0:
 		return nil, LogRegStats{}, fmt.Errorf("logistic regression: negative L2 strength %g", cfg.Lambda)
+	case cfg.Rows != nil && len(cfg.Rows) == 0:
+		return nil, LogRegStats{}, errors.New("logistic regression: empty row subset")
+	}
+	for _, i := range cfg.Rows {
+		if i < 0 || i >= n {
+			return nil, LogRegStats{}, fmt.Errorf("logistic regression: row %d of the subset outside [0,%d)", i, n)
+		}
 	}
 	for i, l := range y {
 		if l < 0 || l >= classes {
@@ -213,11 +439,13 @@ func TrainLogReg(x []float64, y []int, dim, classes int, cfg LogRegConfig) (*Lin
 		cfg.MaxIter = 500
 	}
 	if cfg.GradTol == 0 {
-		cfg.GradTol = 1e-6
+		cfg.GradTol = 1e-5
+	}
+	if cfg.RelTol == 0 {
+		cfg.RelTol = 1e-7
 	}
 	np := classes*dim + classes
-	p := &logRegProblem{x: x, y: y, n: n, dim: dim, classes: classes, lambda: cfg.Lambda,
-		logits: make([]float64, n*classes), lastG: make([]float64, np)}
+	p := newLogRegProblem(x, y, cfg.Rows, dim, classes, cfg.Lambda, cfg.Workers, cfg.Backend)
 	theta := make([]float64, np)
 	if cfg.Init != nil {
 		if cfg.Init.Dim != dim || cfg.Init.Classes != classes {
@@ -230,10 +458,14 @@ func TrainLogReg(x []float64, y []int, dim, classes int, cfg LogRegConfig) (*Lin
 		Func: func(t []float64) float64 { p.eval(t); return p.lastF },
 		Grad: func(g, t []float64) { p.eval(t); copy(g, p.lastG) },
 	}
+	var conv optimize.Converger = optimize.NeverTerminate{}
+	if cfg.RelTol > 0 {
+		conv = &relConverge{tol: cfg.RelTol, window: 10}
+	}
 	settings := &optimize.Settings{
 		GradientThreshold: cfg.GradTol,
 		MajorIterations:   cfg.MaxIter,
-		Converger:         &optimize.FunctionConverge{Relative: 1e-10, Iterations: 20},
+		Converger:         conv,
 	}
 	res, err := optimize.Minimize(prob, theta, settings, &optimize.LBFGS{Store: 20})
 	if res == nil {
@@ -247,5 +479,5 @@ func TrainLogReg(x []float64, y []int, dim, classes int, cfg LogRegConfig) (*Lin
 	c := &LinearClassifier{Dim: dim, Classes: classes,
 		W: append([]float64(nil), res.X[:classes*dim]...),
 		B: append([]float64(nil), res.X[classes*dim:]...)}
-	return c, LogRegStats{Iterations: res.Stats.MajorIterations, Loss: res.F, Status: res.Status.String()}, nil
+	return c, LogRegStats{Iterations: res.Stats.MajorIterations, Evaluations: p.evals, Loss: res.F, Status: res.Status.String()}, nil
 }
