@@ -21,9 +21,11 @@ type node struct {
 type Tape struct {
 	b      Backend
 	noGrad bool
-	pool   pool
-	nodes  []*node // nodes[:nnodes] are recorded since Reset; the rest are spare
-	nnodes int
+	// inBackward is set while Backward runs (see get).
+	inBackward bool
+	pool       pool
+	nodes      []*node // nodes[:nnodes] are recorded since Reset; the rest are spare
+	nnodes     int
 }
 
 // NewTape returns a tape that runs its kernels on b.
@@ -244,6 +246,8 @@ func (tp *Tape) Backward(loss *Tensor) {
 	if !loss.requiresGrad {
 		panicf("Backward", "loss %v does not depend on any tensor that requires grad", loss.shape)
 	}
+	tp.inBackward = true
+	defer func() { tp.inBackward = false }()
 	seed := tp.get(loss.shape...)
 	seed.data[0] = 1
 	tp.addGrad(loss, seed, true)
@@ -1095,19 +1099,27 @@ func (tp *Tape) Free(ts ...*Tensor) {
 		return
 	}
 	for _, t := range ts {
-		if t == nil || t.node != nil || t.requiresGrad || !t.pooled || !t.inUse || t.view || t.gradFor != nil {
+		if t == nil || t.node != nil || t.requiresGrad || t.gradFor != nil {
 			continue
 		}
-		// Hand the storage to a fresh header so that a stale handle to t
-		// fails loudly (no data) instead of reading a reused buffer.
-		nt := &Tensor{data: t.data, shape: make([]int, 0, 4), pooled: true}
-		t.data, t.inUse = nil, false
-		p := &tp.pool
-		if p.free == nil {
-			p.free = make(map[int][]*Tensor)
-		}
-		p.free[len(nt.data)] = append(p.free[len(nt.data)], nt)
+		tp.dropData(t)
 	}
+}
+
+// dropData returns a pool tensor's storage to the pool under a fresh header,
+// so that t itself (which closures or the caller may still hold) is never
+// handed out again: t is left without data.
+func (tp *Tape) dropData(t *Tensor) {
+	if !t.pooled || !t.inUse || t.view {
+		return
+	}
+	nt := &Tensor{data: t.data, shape: make([]int, 0, 4), pooled: true}
+	t.data, t.inUse = nil, false
+	p := &tp.pool
+	if p.free == nil {
+		p.free = make(map[int][]*Tensor)
+	}
+	p.free[cap(nt.data)] = append(p.free[cap(nt.data)], nt)
 }
 
 // Alloc returns a zeroed Plain tensor from the tape's pool (freed by Reset).

@@ -14,7 +14,8 @@ type PoolStats struct {
 }
 
 type pool struct {
-	free  map[int][]*Tensor // by element count
+	free  map[int][]*Tensor // by capacity (element count of the allocation)
+	big   int               // the largest element count asked for so far
 	views []*Tensor         // spare view headers (no data of their own)
 	used  []*Tensor         // handed out since Reset; may hold stale duplicates
 	stats PoolStats
@@ -40,15 +41,39 @@ func (tp *Tape) get(shape ...int) *Tensor {
 		n *= d
 	}
 	p := &tp.pool
+	p.big = max(p.big, n)
 	var t *Tensor
-	if l := p.free[n]; len(l) > 0 {
+	c := n
+	if len(p.free[n]) == 0 && n >= bigBuf {
+		// Best fit among larger free buffers (see Backward's capacity).
+		c = 0
+		for k, l := range p.free {
+			if k > n && len(l) > 0 && (c == 0 || k < c) {
+				c = k
+			}
+		}
+		if c == 0 {
+			c = n
+		}
+	}
+	if l := p.free[c]; len(l) > 0 {
 		t = l[len(l)-1]
 		l[len(l)-1] = nil
-		p.free[n] = l[:len(l)-1]
+		p.free[c] = l[:len(l)-1]
+		t.data = t.data[:n]
 	} else {
-		t = &Tensor{data: make([]float32, n), shape: make([]int, 0, 4), pooled: true}
+		c = n
+		if tp.inBackward && n >= bigBuf {
+			// Gradient buffers are short-lived and their sizes grow as
+			// Backward walks from the last layer to the first. Giving each
+			// the capacity of the largest tensor lets the first layer's
+			// gradients reuse the last layer's buffers; pages beyond what
+			// a buffer has used are never touched, so they cost no memory.
+			c = max(n, p.big)
+		}
+		t = &Tensor{data: make([]float32, n, c), shape: make([]int, 0, 4), pooled: true}
 		p.stats.Tensors++
-		p.stats.Floats += int64(n)
+		p.stats.Floats += int64(c)
 	}
 	t.shape = append(t.shape[:0], shape...)
 	t.layout = Plain
@@ -109,9 +134,13 @@ func (tp *Tape) putBack(t *Tensor) {
 	if p.free == nil {
 		p.free = make(map[int][]*Tensor)
 	}
-	n := len(t.data)
+	n := cap(t.data)
 	p.free[n] = append(p.free[n], t)
 }
+
+// bigBuf is the element count from which buffers of different sizes may be
+// shared (small ones are many and cheap).
+const bigBuf = 1 << 16
 
 // Reset forgets the recorded graph and returns every tensor created by ops
 // since the last Reset to the pool. Tensors from before are invalid after it.
