@@ -9,6 +9,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/simclr-go/simclr/engine/dnnl"
 )
 
 var rootCmd = &cobra.Command{
@@ -19,6 +21,7 @@ var rootCmd = &cobra.Command{
 }
 
 func main() {
+	dnnl.SetupProcess() // passive OpenMP waiting; may re-execute the program once
 	if err := rootCmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "simclr:", err)
 		os.Exit(1)

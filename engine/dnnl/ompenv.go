@@ -18,11 +18,14 @@ import (
 //
 // libgomp reads its settings once, when it is loaded, before any Go or cgo
 // code runs, so the only way to change them is the environment of a fresh
-// image: if the user set neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT, the
+// image. A library should not re-execute its importer behind its back, so
+// this is a function that programs call first thing in main (cmd/simclr
+// does): if the user set neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT, the
 // process re-executes itself once with OMP_WAIT_POLICY=passive. The PID,
 // arguments and open files are unchanged. SIMCLR_OMP_REEXEC=0 turns this
-// off (for debuggers, or to measure the default).
-func init() {
+// off (for debuggers, or to measure the default). It returns only when no
+// re-execution happened.
+func SetupProcess() {
 	if os.Getenv("OMP_WAIT_POLICY") != "" || os.Getenv("GOMP_SPINCOUNT") != "" ||
 		os.Getenv("SIMCLR_OMP_REEXEC") == "0" {
 		return
