@@ -1,10 +1,8 @@
 package data
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"image"
 	_ "image/gif" // register decoders for image.Decode
 	_ "image/jpeg"
 	_ "image/png"
@@ -169,41 +167,4 @@ func (d *folderDataset) Image(i int) (*augment.Image, error) {
 		return nil, err
 	}
 	return DecodeImageFile(d.paths[i])
-}
-
-// DecodeImageFile reads and decodes one image file into planar RGB.
-func DecodeImageFile(path string) (*augment.Image, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("image: %w", err) // *PathError names the file
-	}
-	img, err := DecodeImage(b)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", path, err)
-	}
-	return img, nil
-}
-
-// DecodeImage decodes an encoded image (any registered format) into planar
-// RGB with augment.FromImage: grey, CMYK and paletted images become RGB and
-// alpha is dropped, as PIL's convert("RGB") does.
-func DecodeImage(b []byte) (*augment.Image, error) {
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
-	if err != nil {
-		if errors.Is(err, image.ErrFormat) {
-			return nil, fmt.Errorf("unknown or corrupt image format (want %s)", strings.Join(imageExts, " "))
-		}
-		return nil, fmt.Errorf("decoding header: %w", err)
-	}
-	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return nil, fmt.Errorf("%s image has empty size %dx%d", format, cfg.Width, cfg.Height)
-	}
-	if int64(cfg.Width)*int64(cfg.Height) > MaxImagePixels {
-		return nil, fmt.Errorf("%s image is %dx%d, over the limit of %d pixels", format, cfg.Width, cfg.Height, MaxImagePixels)
-	}
-	m, _, err := image.Decode(bytes.NewReader(b))
-	if err != nil {
-		return nil, fmt.Errorf("decoding %s: %w", format, err)
-	}
-	return augment.FromImage(m)
 }

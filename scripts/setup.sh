@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what simclr needs on Debian/Ubuntu (run as root): Go's cgo
-# toolchain and oneDNN. Safe to re-run: it installs only what is missing.
+# toolchain, oneDNN and libjpeg-turbo. Safe to re-run: it installs only what is missing.
 set -euo pipefail
 export PATH="$PATH:/usr/local/go/bin"
 need=()
 dpkg -s libdnnl-dev >/dev/null 2>&1 || need+=(libdnnl-dev)
+dpkg -s libjpeg62-turbo-dev >/dev/null 2>&1 || need+=(libjpeg62-turbo-dev)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v go >/dev/null 2>&1 || need+=(golang-go)
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,0 +1,12 @@
+//go:build !cgo || purego
+
+package data
+
+import "github.com/simclr-go/simclr/augment"
+
+// decodeJPEGNative is unavailable without cgo: every JPEG goes through
+// image/jpeg.
+func decodeJPEGNative([]byte) (*augment.Image, bool, error) { return nil, false, nil }
+
+// nativeJPEG reports whether JPEGs are decoded by libjpeg.
+const nativeJPEG = false
