@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what simclr needs on Debian/Ubuntu (run as root): Go's cgo
-# toolchain, oneDNN and libjpeg-turbo. Safe to re-run: it installs only what is missing.
+# toolchain and oneDNN. Safe to re-run: it installs only what is missing.
 set -euo pipefail
 export PATH="$PATH:/usr/local/go/bin"
 need=()
