@@ -67,7 +67,7 @@ func BenchmarkLinearProbe50k(b *testing.B) {
 				passes, top1 = res.Evaluations, res.Top1
 			}
 			b.ReportMetric(float64(passes), "passes/op")
-			b.ReportMetric((cpuTime() - cpu0).Seconds()/float64(b.N), "cpu-s/op")
+			b.ReportMetric((cpuTime()-cpu0).Seconds()/float64(b.N), "cpu-s/op")
 			b.ReportMetric(top1, "top1")
 		})
 	}

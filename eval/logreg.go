@@ -107,8 +107,8 @@ type LogRegConfig struct {
 	// MaxIter bounds L-BFGS major iterations (each is about one pass over
 	// the data). 0 means 500.
 	MaxIter int
-	// GradTol stops when the largest gradient component is below it.
-	// 0 means 1e-5.
+	// GradTol stops when the largest gradient component (in the
+	// optimiser's coordinates, see Spectrum) is below it. 0 means 1e-5.
 	GradTol float64
 	// RelTol stops when the objective fell by less than RelTol·|f| over the
 	// last 10 iterations: by then the predictions no longer change. 0 means
@@ -126,6 +126,13 @@ type LogRegConfig struct {
 	Backend engine.Backend
 	// Init warm-starts from a previous solution of the same shape.
 	Init *LinearClassifier
+	// Spectrum of the features, for preconditioning; nil means computed
+	// from the fit's rows when dim <= MaxPreconditionDim. Pass it to share
+	// one across fits of the same features.
+	Spectrum *FeatureSpectrum
+	// NoPrecondition runs L-BFGS on W itself. The optimum is the same;
+	// on correlated features it takes many more passes.
+	NoPrecondition bool
 }
 
 // LogRegStats describe how an optimisation ended.
@@ -454,9 +461,46 @@ func TrainLogReg(x []float32, y []int, dim, classes int, cfg LogRegConfig) (*Lin
 		copy(theta, cfg.Init.W)
 		copy(theta[classes*dim:], cfg.Init.B)
 	}
+	// L-BFGS works on θ = [U, b] with W = U M (M = I without a
+	// preconditioner); the objective is unchanged.
+	var pc *precond
+	if !cfg.NoPrecondition {
+		spec := cfg.Spectrum
+		if spec == nil && dim <= MaxPreconditionDim {
+			var err error
+			if spec, err = NewFeatureSpectrum(x, n, dim, cfg.Rows); err != nil {
+				return nil, LogRegStats{}, fmt.Errorf("logistic regression: %w", err)
+			}
+		}
+		if spec != nil {
+			if spec.Dim != dim {
+				return nil, LogRegStats{}, fmt.Errorf("logistic regression: feature spectrum is %d-d, features %d-d", spec.Dim, dim)
+			}
+			pc = newPrecond(spec, cfg.Lambda, classes)
+			if cfg.Init != nil {
+				pc.apply(theta[:classes*dim], cfg.Init.W, pc.mInv)
+			}
+		}
+	}
+	wb := make([]float64, np) // [W, b] at the point being evaluated
+	at := func(t []float64) {
+		if pc == nil {
+			p.eval(t)
+			return
+		}
+		pc.apply(wb[:classes*dim], t[:classes*dim], pc.m)
+		copy(wb[classes*dim:], t[classes*dim:])
+		p.eval(wb)
+	}
 	prob := optimize.Problem{
-		Func: func(t []float64) float64 { p.eval(t); return p.lastF },
-		Grad: func(g, t []float64) { p.eval(t); copy(g, p.lastG) },
+		Func: func(t []float64) float64 { at(t); return p.lastF },
+		Grad: func(g, t []float64) {
+			at(t)
+			copy(g, p.lastG)
+			if pc != nil {
+				pc.apply(g[:classes*dim], p.lastG[:classes*dim], pc.m)
+			}
+		},
 	}
 	var conv optimize.Converger = optimize.NeverTerminate{}
 	if cfg.RelTol > 0 {
@@ -479,5 +523,8 @@ func TrainLogReg(x []float32, y []int, dim, classes int, cfg LogRegConfig) (*Lin
 	c := &LinearClassifier{Dim: dim, Classes: classes,
 		W: append([]float64(nil), res.X[:classes*dim]...),
 		B: append([]float64(nil), res.X[classes*dim:]...)}
+	if pc != nil {
+		pc.apply(c.W, res.X[:classes*dim], pc.m)
+	}
 	return c, LogRegStats{Iterations: res.Stats.MajorIterations, Evaluations: p.evals, Loss: res.F, Status: res.Status.String()}, nil
 }

@@ -52,7 +52,7 @@ func (r *ProbeResult) Protocol(valFraction float64) string {
 	for _, s := range r.Grid {
 		g = append(g, fmt.Sprintf("%g:%.4f", s.Lambda, s.ValTop1))
 	}
-	return fmt.Sprintf("multinomial logistic regression (L-BFGS, full batch) on standardised features; "+
+	return fmt.Sprintf("multinomial logistic regression (preconditioned L-BFGS, full batch) on standardised features; "+
 		"L2 lambda=%g chosen on a %.0f%% stratified validation split of train (val top1 %s; warm-started from strong to weak L2), "+
 		"then refit on all of train (%d iterations, %d passes over the data in all)",
 		r.Lambda, 100*valFraction, strings.Join(g, " "), r.Iterations, r.Evaluations)
@@ -87,6 +87,14 @@ func LinearProbe(trainX []float32, trainY []int, testX []float32, testY []int, d
 	st := FitStandardizer(trainX, n, dim)
 	xs := st.Apply(trainX, n)
 	res := &ProbeResult{Standard: st}
+	// One preconditioner spectrum for every fit (see TrainLogReg).
+	var spec *FeatureSpectrum
+	if dim <= MaxPreconditionDim {
+		var err error
+		if spec, err = NewFeatureSpectrum(xs, n, dim, nil); err != nil {
+			return nil, fmt.Errorf("linear probe: %w", err)
+		}
+	}
 	lambda := cfg.Lambdas[0]
 	var warm *LinearClassifier // the validation fit at the chosen lambda
 	if len(cfg.Lambdas) > 1 {
@@ -102,7 +110,7 @@ func LinearProbe(trainX []float32, trainY []int, testX []float32, testY []int, d
 		var prev *LinearClassifier
 		best := -1.0
 		for _, l := range order {
-			c, stats, err := TrainLogReg(xs, trainY, dim, classes, LogRegConfig{Lambda: l, MaxIter: cfg.MaxIter, Rows: fit, Init: prev, Backend: cfg.Backend})
+			c, stats, err := TrainLogReg(xs, trainY, dim, classes, LogRegConfig{Lambda: l, MaxIter: cfg.MaxIter, Rows: fit, Init: prev, Backend: cfg.Backend, Spectrum: spec})
 			if err != nil {
 				return nil, fmt.Errorf("linear probe: lambda %g: %w", l, err)
 			}
@@ -117,7 +125,7 @@ func LinearProbe(trainX []float32, trainY []int, testX []float32, testY []int, d
 	}
 	// The refit on all of train starts from the validation fit at the chosen
 	// lambda (90% of the same rows): a few iterations finish it.
-	c, stats, err := TrainLogReg(xs, trainY, dim, classes, LogRegConfig{Lambda: lambda, MaxIter: cfg.MaxIter, Init: warm, Backend: cfg.Backend})
+	c, stats, err := TrainLogReg(xs, trainY, dim, classes, LogRegConfig{Lambda: lambda, MaxIter: cfg.MaxIter, Init: warm, Backend: cfg.Backend, Spectrum: spec})
 	if err != nil {
 		return nil, fmt.Errorf("linear probe: final fit: %w", err)
 	}
