@@ -23,7 +23,11 @@
 // ordinary Go memory that lives as long as the caller keeps it. During
 // Backward the gradient of an intermediate tensor goes back to the pool as
 // soon as the op that produced the tensor has consumed it, so after Backward
-// only leaves have a Grad. Tape.PoolStats reports the pool's size.
+// only leaves have a Grad. Big tensors (64Ki elements and up) live in one
+// arena per tape (Linux) and Backward frees each as soon as no op left to
+// run can read it, so their memory holds the gradients still to come: read
+// any big activation you need before Backward. Tape.PoolStats reports the
+// pool's size.
 //
 // # Errors
 //
@@ -62,6 +66,7 @@ type Tensor struct {
 	pooled  bool    // data belongs to a tape's pool
 	view    bool    // shares another tensor's data (Reshape)
 	inUse   bool    // handed out by the pool and not yet returned
+	aoff    int     // 1 + offset of its data in the pool's arena; 0 if not there
 	gradFor *Tensor // set while this tensor is the (exclusively owned) gradient of gradFor
 	outFree bool    // its producer's backward never reads it (AddReLUInPlace may overwrite it)
 }

@@ -235,7 +235,9 @@ func (tp *Tape) addGradPart(x, g *Tensor, off int) {
 // Backward computes d(loss)/d(leaf) for every leaf with RequiresGrad that
 // loss depends on, accumulating into leaf.Grad(). loss must have one element.
 // Gradients of intermediate tensors are freed as soon as they are consumed,
-// so only leaves have a Grad afterwards.
+// so only leaves have a Grad afterwards. Big intermediate tensors (arena
+// buffers) are freed too, once every op that could read them has run; small
+// ones such as the loss stay readable until Reset.
 func (tp *Tape) Backward(loss *Tensor) {
 	if loss == nil {
 		panicf("Backward", "nil loss")
@@ -254,14 +256,18 @@ func (tp *Tape) Backward(loss *Tensor) {
 	for i := tp.nnodes - 1; i >= 0; i-- {
 		n := tp.nodes[i]
 		out := n.out
-		g := out.grad
-		if g == nil {
-			continue
+		if g := out.grad; g != nil {
+			n.backward(g)
+			out.grad = nil
+			if g.gradFor == out {
+				tp.release(g)
+			}
 		}
-		n.backward(g)
-		out.grad = nil
-		if g.gradFor == out {
-			tp.release(g)
+		// Every op that may read out (its producer's backward and its
+		// consumers', recorded later) has now run: a big activation's
+		// memory can hold the gradients still to come.
+		if out.aoff != 0 {
+			tp.dropData(out)
 		}
 	}
 }
@@ -465,6 +471,7 @@ func (tp *Tape) AddReLUInPlace(a, b *Tensor) *Tensor {
 	// (Free, Reset) frees the storage.
 	y := tp.viewOf(a, a.shape)
 	y.view, y.pooled, a.view = false, true, true
+	y.aoff, a.aoff = a.aoff, 0
 	y.layout = a.layout
 	a.outFree = false
 	return tp.addInto(y, a, b, true)
@@ -1111,6 +1118,11 @@ func (tp *Tape) Free(ts ...*Tensor) {
 // handed out again: t is left without data.
 func (tp *Tape) dropData(t *Tensor) {
 	if !t.pooled || !t.inUse || t.view {
+		return
+	}
+	if t.aoff != 0 {
+		tp.pool.freeArena(t)
+		t.inUse = false
 		return
 	}
 	nt := &Tensor{data: t.data, shape: make([]int, 0, 4), pooled: true}

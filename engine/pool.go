@@ -8,15 +8,20 @@ package engine
 
 // PoolStats describe what a tape's pool has allocated over its lifetime.
 type PoolStats struct {
-	Tensors int   // buffers allocated (each is reused after Reset)
-	Floats  int64 // their total number of float32 elements
+	Tensors int   // Go-memory buffers allocated (each is reused after Reset)
+	Floats  int64 // their total number of float32 elements, plus ArenaFloats
 	InUse   int   // buffers handed out since the last Reset and not yet returned
+	// ArenaFloats is the high-water mark of the big-buffer arena (see
+	// arena.go): the float32 elements of it ever written.
+	ArenaFloats int64
 }
 
 type pool struct {
 	free  map[int][]*Tensor // by capacity (element count of the allocation)
 	big   int               // the largest element count asked for so far
 	views []*Tensor         // spare view headers (no data of their own)
+	arena arena             // big buffers, where the system allows
+	ahdrs []*Tensor         // spare headers for arena blocks
 	used  []*Tensor         // handed out since Reset; may hold stale duplicates
 	stats PoolStats
 }
@@ -25,6 +30,8 @@ type pool struct {
 // after its first step.
 func (tp *Tape) PoolStats() PoolStats {
 	s := tp.pool.stats
+	s.ArenaFloats = int64(tp.pool.arena.top)
+	s.Floats += s.ArenaFloats
 	for _, t := range tp.pool.used {
 		if t.inUse && !t.view {
 			s.InUse++
@@ -41,6 +48,11 @@ func (tp *Tape) get(shape ...int) *Tensor {
 		n *= d
 	}
 	p := &tp.pool
+	if n >= bigBuf {
+		if t := tp.getArena(shape, n); t != nil {
+			return t
+		}
+	}
 	p.big = max(p.big, n)
 	var t *Tensor
 	c := n
@@ -81,6 +93,38 @@ func (tp *Tape) get(shape ...int) *Tensor {
 	t.outFree = false
 	p.used = append(p.used, t)
 	return t
+}
+
+// getArena is get for a buffer from the arena; nil if it has no room.
+func (tp *Tape) getArena(shape []int, n int) *Tensor {
+	p := &tp.pool
+	off, ok := p.arena.alloc(n)
+	if !ok {
+		return nil
+	}
+	var t *Tensor
+	if k := len(p.ahdrs); k > 0 {
+		t = p.ahdrs[k-1]
+		p.ahdrs[k-1] = nil
+		p.ahdrs = p.ahdrs[:k-1]
+	} else {
+		t = &Tensor{shape: make([]int, 0, 4), pooled: true}
+	}
+	t.data = p.arena.mem[off : off+n : off+n]
+	t.aoff = off + 1
+	t.shape = append(t.shape[:0], shape...)
+	t.layout = Plain
+	t.inUse = true
+	t.outFree = false
+	p.used = append(p.used, t)
+	return t
+}
+
+// freeArena returns t's arena block, leaving t without data.
+func (p *pool) freeArena(t *Tensor) {
+	p.arena.release(t.aoff-1, cap(t.data))
+	t.aoff = 0
+	t.data = nil
 }
 
 // getZero is get with the data cleared.
@@ -129,6 +173,11 @@ func (tp *Tape) putBack(t *Tensor) {
 	if t.view {
 		t.data = nil
 		p.views = append(p.views, t)
+		return
+	}
+	if t.aoff != 0 {
+		p.freeArena(t)
+		p.ahdrs = append(p.ahdrs, t)
 		return
 	}
 	if p.free == nil {
