@@ -282,6 +282,7 @@ type blurScratch struct {
 	row []float32
 	tmp []float32
 	idx []int32
+	off []int // per output row: offsets of the rows under the kernel
 }
 
 // reflect maps i into [0, n) by mirror reflection without repeating the
@@ -322,6 +323,8 @@ func (s *blurScratch) blur(pix []float32, w, h, channels int, k []float32) {
 	}
 	row, tmp := s.row, s.tmp
 	kc := k[pad]
+	s.off = grow(s.off, 2*pad)
+	offA, offB := s.off[:pad], s.off[pad:2*pad]
 	for c := 0; c < channels; c++ {
 		plane := pix[c*w*h : (c+1)*w*h]
 		// Horizontal pass into tmp.
@@ -332,37 +335,79 @@ func (s *blurScratch) blur(pix []float32, w, h, channels int, k []float32) {
 				row[pad-j] = src[reflect(-j, w)]
 				row[pad+w-1+j] = src[reflect(w-1+j, w)]
 			}
-			out := tmp[y*w : (y+1)*w]
-			center := row[pad : pad+w]
-			for x := range out {
-				out[x] = kc * center[x]
-			}
-			for j := 0; j < pad; j++ {
-				kj := k[j]
-				a := row[j : j+w]
-				bb := row[K-1-j : K-1-j+w]
-				for x := range out {
-					out[x] += kj * (a[x] + bb[x])
-				}
-			}
+			blurRow(tmp[y*w:(y+1)*w], row, k, pad)
 		}
 		// Vertical pass back into plane.
 		for y := 0; y < h; y++ {
-			out := plane[y*w : (y+1)*w]
-			c0 := tmp[y*w : (y+1)*w]
-			for x := range out {
-				out[x] = kc * c0[x]
-			}
 			for j := 0; j < pad; j++ {
-				kj := k[j]
-				ra := int(s.idx[y+j])
-				rb := int(s.idx[y+K-1-j])
-				a := tmp[ra*w : (ra+1)*w]
-				bb := tmp[rb*w : (rb+1)*w]
-				for x := range out {
-					out[x] += kj * (a[x] + bb[x])
-				}
+				offA[j] = int(s.idx[y+j]) * w
+				offB[j] = int(s.idx[y+K-1-j]) * w
 			}
+			blurCol(plane[y*w:(y+1)*w], tmp, y*w, offA[:pad], offB[:pad], k[:pad], kc)
 		}
+	}
+}
+
+// blurRow sets out[x] = kc*row[pad+x] + sum_j k[j]*(row[j+x]+row[K-1-j+x]),
+// accumulating in the same order for every x (so results do not depend on
+// the blocking), four outputs at a time held in registers.
+func blurRow(out, row, k []float32, pad int) {
+	K := len(k)
+	kc := k[pad]
+	w := len(out)
+	x := 0
+	for ; x+4 <= w; x += 4 {
+		c := row[pad+x : pad+x+4 : pad+x+4]
+		s0, s1, s2, s3 := kc*c[0], kc*c[1], kc*c[2], kc*c[3]
+		for j := 0; j < pad; j++ {
+			kj := k[j]
+			a := row[j+x : j+x+4 : j+x+4]
+			b := row[K-1-j+x : K-1-j+x+4 : K-1-j+x+4]
+			s0 += kj * (a[0] + b[0])
+			s1 += kj * (a[1] + b[1])
+			s2 += kj * (a[2] + b[2])
+			s3 += kj * (a[3] + b[3])
+		}
+		o := out[x : x+4 : x+4]
+		o[0], o[1], o[2], o[3] = s0, s1, s2, s3
+	}
+	for ; x < w; x++ {
+		s := kc * row[pad+x]
+		for j := 0; j < pad; j++ {
+			s += k[j] * (row[j+x] + row[K-1-j+x])
+		}
+		out[x] = s
+	}
+}
+
+// blurCol is blurRow down columns: out[x] = kc*tmp[oc+x] +
+// sum_j k[j]*(tmp[offA[j]+x]+tmp[offB[j]+x]).
+func blurCol(out, tmp []float32, oc int, offA, offB []int, k []float32, kc float32) {
+	w := len(out)
+	offB = offB[:len(offA)]
+	k = k[:len(offA)]
+	x := 0
+	for ; x+4 <= w; x += 4 {
+		c := tmp[oc+x : oc+x+4 : oc+x+4]
+		s0, s1, s2, s3 := kc*c[0], kc*c[1], kc*c[2], kc*c[3]
+		for j, oa := range offA {
+			kj := k[j]
+			a := tmp[oa+x : oa+x+4 : oa+x+4]
+			ob := offB[j] + x
+			b := tmp[ob : ob+4 : ob+4]
+			s0 += kj * (a[0] + b[0])
+			s1 += kj * (a[1] + b[1])
+			s2 += kj * (a[2] + b[2])
+			s3 += kj * (a[3] + b[3])
+		}
+		o := out[x : x+4 : x+4]
+		o[0], o[1], o[2], o[3] = s0, s1, s2, s3
+	}
+	for ; x < w; x++ {
+		s := kc * tmp[oc+x]
+		for j, oa := range offA {
+			s += k[j] * (tmp[oa+x] + tmp[offB[j]+x])
+		}
+		out[x] = s
 	}
 }
