@@ -47,7 +47,7 @@ func benchCPU(b *testing.B) func(n int, unit string) {
 
 // benchJPEGs are 500x375 q90 (4:2:0) JPEGs like aug_bench.py's: a random
 // colour grid at 1/16 resolution, smoothly upsampled, plus noise of ±12.
-func benchJPEGs(b *testing.B, n int) [][]byte {
+func benchJPEGs(b testing.TB, n int) [][]byte {
 	const w, h, g = 500, 375, 16
 	rng := rand.New(rand.NewPCG(7, 7))
 	out := make([][]byte, n)
