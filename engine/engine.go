@@ -67,6 +67,7 @@ type Tensor struct {
 	view    bool    // shares another tensor's data (Reshape)
 	inUse   bool    // handed out by the pool and not yet returned
 	aoff    int     // 1 + offset of its data in the pool's arena; 0 if not there
+	saved   bool    // a recorded op consumed it and may read it in its backward
 	gradFor *Tensor // set while this tensor is the (exclusively owned) gradient of gradFor
 	outFree bool    // its producer's backward never reads it (AddReLUInPlace may overwrite it)
 }

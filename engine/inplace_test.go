@@ -134,3 +134,52 @@ func TestFree(t *testing.T) {
 		t.Errorf("freed tensor still has %d elements", s.Len())
 	}
 }
+
+// TestFreeWhileRecording checks that, with recording on, Free releases a
+// downsample branch's output (read by no backward: a batch norm without ReLU
+// feeding a residual add) but keeps tensors a backward reads, and that the
+// gradients match a run that frees nothing.
+func TestFreeWhileRecording(t *testing.T) {
+	rng := newRNG(44)
+	x := enginetest.Rand(rng, 2, 3, 5, 5)
+	w1, wd := enginetest.Rand(rng, 4, 3, 3, 3), enginetest.Rand(rng, 4, 3, 1, 1)
+	g1, b1, gd, bd := enginetest.Rand(rng, 4), enginetest.Rand(rng, 4), enginetest.Rand(rng, 4), enginetest.Rand(rng, 4)
+	params := []*engine.Tensor{x, w1, wd, g1, b1, gd, bd}
+	weight := awayFromZero(enginetest.Rand(rng, 2, 4, 5, 5), 0)
+	run := func(free bool) [][]float32 {
+		for _, p := range params {
+			p.SetRequiresGrad(true)
+			p.ZeroGrad()
+		}
+		tp := engine.NewTape(ref)
+		conv := engine.ConvParams{StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}
+		c1 := tp.Conv2D(x, w1, nil, conv)
+		out := tp.BatchNorm(c1, g1, b1, nil, true, false)
+		cd := tp.Conv2D(x, wd, nil, engine.ConvParams{StrideH: 1, StrideW: 1})
+		idt := tp.BatchNorm(cd, gd, bd, nil, true, false)
+		y := tp.AddReLUInPlace(out, idt)
+		if free {
+			tp.Free(c1, cd, idt)
+			if c1.Len() == 0 || cd.Len() == 0 {
+				t.Fatal("Free released a tensor a batch norm's backward reads")
+			}
+			if idt.Len() != 0 {
+				t.Error("Free kept the downsample output, which no backward reads")
+			}
+		}
+		tp.Backward(tp.Sum(tp.Mul(y, weight)))
+		var gs [][]float32
+		for _, p := range params {
+			gs = append(gs, append([]float32(nil), p.Grad().Data()...))
+		}
+		return gs
+	}
+	want, got := run(false), run(true)
+	for i := range want {
+		for j := range want[i] {
+			if got[i][j] != want[i][j] {
+				t.Fatalf("param %d grad[%d]: %g with Free, %g without", i, j, got[i][j], want[i][j])
+			}
+		}
+	}
+}

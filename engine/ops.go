@@ -85,8 +85,22 @@ func checkSame(op string, a, b *Tensor) {
 	}
 }
 
-// rec reports whether an op with these inputs must be recorded.
+// rec reports whether an op with these inputs must be recorded, and if so
+// marks them as saved for its backward (see Free).
 func (tp *Tape) rec(a, b, c *Tensor) bool {
+	if !tp.recording(a, b, c) {
+		return false
+	}
+	for _, t := range [...]*Tensor{a, b, c} {
+		if t != nil {
+			t.saved = true
+		}
+	}
+	return true
+}
+
+// recording is rec for ops whose backward reads none of their inputs.
+func (tp *Tape) recording(a, b, c *Tensor) bool {
 	if tp.noGrad {
 		return false
 	}
@@ -144,7 +158,7 @@ func (tp *Tape) addGrad(x, g *Tensor, own bool) {
 		}
 		return
 	}
-	if len(g.data) != len(x.data) {
+	if len(g.data) != numel(x.shape) { // x itself may have been freed
 		panicf("Backward", "gradient %v for tensor %v has the wrong size", g.shape, x.shape)
 	}
 	if x.node == nil { // leaf
@@ -407,7 +421,10 @@ func (tp *Tape) BatchNorm(x, gamma, beta *Tensor, st *BNStats, train, relu bool)
 // (then ReLU) with fixed mean and variance. It is rare (frozen batch norm),
 // so it runs here in Go on Plain copies rather than in every backend.
 func (tp *Tape) bnInferenceBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance *Tensor, p BNParams) {
-	xp, gp, yp := tp.plainOf(x), tp.plainOf(dy), tp.plainOf(y)
+	xp, gp, yp := tp.plainOf(x), tp.plainOf(dy), y
+	if p.ReLU { // else y is unread, and may have been freed
+		yp = tp.plainOf(y)
+	}
 	C := x.shape[1]
 	S := len(x.data) / (x.shape[0] * C)
 	xd, gd, yd, dxd := xp.data, gp.data, yp.data, dx.data
@@ -485,7 +502,7 @@ func (tp *Tape) add(op string, a, b *Tensor, relu bool) *Tensor {
 func (tp *Tape) addInto(y, a, b *Tensor, relu bool) *Tensor {
 	tp.b.Add(y, a, b, relu)
 	y.outFree = !relu
-	if tp.rec(a, b, nil) {
+	if tp.recording(a, b, nil) { // reads y (for the ReLU) but neither input
 		tp.record(y, func(g *Tensor) {
 			d := g // g is dead after this node: hand it on to a
 			if relu {
@@ -814,6 +831,9 @@ func (tp *Tape) Concat(xs ...*Tensor) *Tensor {
 	}
 	if need {
 		ins := append([]*Tensor(nil), xs...)
+		for _, x := range ins {
+			x.saved = true
+		}
 		tp.record(y, func(g *Tensor) {
 			off := 0
 			for _, x := range ins {
@@ -1077,6 +1097,9 @@ func (tp *Tape) Custom(out *Tensor, inputs []*Tensor, backward func(gradOut *Ten
 		return
 	}
 	ins := append([]*Tensor(nil), inputs...)
+	for _, x := range ins {
+		x.saved = true
+	}
 	tp.record(out, func(g *Tensor) {
 		grads := backward(g)
 		if len(grads) != len(ins) {
@@ -1096,21 +1119,36 @@ func (tp *Tape) Custom(out *Tensor, inputs []*Tensor, backward func(gradOut *Ten
 
 // Free returns tensors to the pool before Reset, for forward passes that
 // know a tensor is dead (inference through a deep network keeps a few
-// activations alive instead of all of them). It acts only while recording
-// is off (SetGrad(false)): with recording on, even an unrecorded tensor may
-// be saved by a recorded op that consumed it (a frozen layer feeding a
-// trainable one). Only tensors made by this tape's ops are freed; leaves and
-// views are left alone. A freed tensor has no data: do not use it again.
+// activations alive instead of all of them). With recording off
+// (SetGrad(false)) it frees every tensor made by this tape's ops. With
+// recording on it frees only those that no backward will read: not saved
+// by a recorded op that consumed them (as a convolution saves its input; a
+// residual add saves neither operand), and not read by their own producer's
+// backward (a convolution's or a batch norm's output without fused ReLU).
+// Leaves and views are left alone. A freed tensor has no data: do not use it
+// again.
 func (tp *Tape) Free(ts ...*Tensor) {
-	if !tp.noGrad {
-		return
-	}
 	for _, t := range ts {
-		if t == nil || t.node != nil || t.requiresGrad || t.gradFor != nil {
+		if t == nil || t.gradFor != nil {
+			continue
+		}
+		if tp.noGrad {
+			if t.node != nil || t.requiresGrad {
+				continue
+			}
+		} else if t.saved || (t.node != nil && !t.outFree) {
 			continue
 		}
 		tp.dropData(t)
 	}
+}
+
+func numel(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
 }
 
 // dropData returns a pool tensor's storage to the pool under a fresh header,

@@ -91,6 +91,7 @@ func (tp *Tape) get(shape ...int) *Tensor {
 	t.layout = Plain
 	t.inUse = true
 	t.outFree = false
+	t.saved = false
 	p.used = append(p.used, t)
 	return t
 }
@@ -116,6 +117,7 @@ func (tp *Tape) getArena(shape []int, n int) *Tensor {
 	t.layout = Plain
 	t.inUse = true
 	t.outFree = false
+	t.saved = false
 	p.used = append(p.used, t)
 	return t
 }
@@ -147,9 +149,11 @@ func (tp *Tape) viewOf(x *Tensor, shape []int) *Tensor {
 	}
 	t.shape = append(t.shape[:0], shape...)
 	t.data = x.data
+	x.saved = true // its storage is shared now: Free must leave it alone
 	t.layout = Plain
 	t.inUse = true
 	t.outFree = false
+	t.saved = false
 	p.used = append(p.used, t)
 	return t
 }

@@ -167,8 +167,9 @@ func (b *Block) lastBN() *BatchNorm {
 
 // Forward runs the block: the last BN feeds the fused residual add + ReLU.
 func (b *Block) Forward(tp *engine.Tape, x *engine.Tensor, train bool) *engine.Tensor {
-	// Free releases dead intermediates early while recording is off
-	// (inference); with recording on it keeps everything for Backward.
+	// Free releases dead intermediates early: all of them while recording
+	// is off (inference); with recording on, only those no backward reads
+	// (here the downsample branch's output, once added).
 	convBN := func(c *Conv2d, bn *BatchNorm, in *engine.Tensor, relu bool) *engine.Tensor {
 		c1 := c.Forward(tp, in)
 		out := bn.Forward(tp, c1, train, relu)
