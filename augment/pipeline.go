@@ -150,8 +150,14 @@ func (p *Pipeline) augment(s *scratch, src *Image, v ViewParams) {
 	// The flip is fused into the resize by reversing the horizontal taps.
 	s.xw.compute(c.W, size, 0, size, v.Flip)
 	s.yw.compute(c.H, size, 0, size, false)
+	s.tmp = resample(s.img.Pix, size, size, src, c.Left, c.Top, c.W, c.H, &s.xw, &s.yw, s.tmp)
+	p.finish(s, v)
+}
+
+// finish applies the operators after the resized crop to s.img.
+func (p *Pipeline) finish(s *scratch, v ViewParams) {
+	size := p.cfg.Size
 	img := &s.img
-	s.tmp = resample(img.Pix, size, size, src, c.Left, c.Top, c.W, c.H, &s.xw, &s.yw, s.tmp)
 	if v.Jitter {
 		applyJitter(img, v.JitterP)
 	}
@@ -207,12 +213,19 @@ func (p *Pipeline) EvalImage(dst *Image, src *Image) error {
 
 func (p *Pipeline) evalImage(s *scratch, src *Image) {
 	size := p.cfg.Size
-	nw, nh := shorterSide(src.W, src.H, size)
-	left := int(math.RoundToEven(float64(nw-size) / 2))
-	top := int(math.RoundToEven(float64(nh-size) / 2))
+	nw, nh, left, top := p.evalGeometry(src.W, src.H)
 	s.xw.compute(src.W, nw, left, size, false)
 	s.yw.compute(src.H, nh, top, size, false)
 	s.tmp = resample(s.img.Pix, size, size, src, 0, 0, src.W, src.H, &s.xw, &s.yw, s.tmp)
+}
+
+// evalGeometry is the resized size and centre-crop offset of Eval.
+func (p *Pipeline) evalGeometry(w, h int) (nw, nh, left, top int) {
+	size := p.cfg.Size
+	nw, nh = shorterSide(w, h, size)
+	left = int(math.RoundToEven(float64(nw-size) / 2))
+	top = int(math.RoundToEven(float64(nh-size) / 2))
+	return
 }
 
 // shorterSide is torchvision's output size for Resize(size) with an int:

@@ -89,7 +89,11 @@ func BenchmarkJPEGDecode500x375(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		dec  func([]byte) (*augment.Image, error)
-	}{{"DecodeImage", DecodeImage}, {"image-jpeg", decodeGo}} {
+	}{{"DecodeImage", DecodeImage}, {"image-jpeg", decodeGo}, {"DecodeImage8", func(b []byte) (*augment.Image, error) {
+		im, err := DecodeImage8(b)
+		ReleaseImage8(im)
+		return nil, err
+	}}} {
 		b.Run(c.name, func(b *testing.B) {
 			report := benchCPU(b)
 			n := 0
@@ -118,7 +122,9 @@ func imagenetPipeline(b *testing.B) *augment.Pipeline {
 // BenchmarkImageNetViews: views/s of the imagenet preset (224 px) from
 // 500x375 JPEGs. decoded: from decoded images (torchvision: 29 views/s);
 // jpeg: one decode per view, as aug_bench.py measures (24 views/s);
-// jpeg-2views: one decode per two views, as the SimCLR loader does.
+// jpeg-2views: one decode per two views, as the SimCLR loader does;
+// jpeg8*: the same through DecodeImage8 and View8, the loader's path for
+// folder datasets.
 func BenchmarkImageNetViews(b *testing.B) {
 	blobs := benchJPEGs(b, 8)
 	p := imagenetPipeline(b)
@@ -132,8 +138,9 @@ func BenchmarkImageNetViews(b *testing.B) {
 	}
 	for _, c := range []struct {
 		name          string
-		decode, views int // per step
-	}{{"decoded", 0, 1}, {"jpeg", 1, 1}, {"jpeg-2views", 1, 2}} {
+		decode, views int  // per step
+		eight         bool // DecodeImage8 + View8
+	}{{"decoded", 0, 1, false}, {"jpeg", 1, 1, false}, {"jpeg-2views", 1, 2, false}, {"jpeg8", 1, 1, true}, {"jpeg8-2views", 1, 2, true}} {
 		b.Run(c.name, func(b *testing.B) {
 			rng := rand.New(rand.NewPCG(1, 1))
 			dst := make([]float32, 3*p.Size()*p.Size())
@@ -141,6 +148,20 @@ func BenchmarkImageNetViews(b *testing.B) {
 			views := 0
 			for i := 0; b.Loop(); i++ {
 				src := srcs[i%len(srcs)]
+				if c.eight {
+					src8, err := DecodeImage8(blobs[i%len(blobs)])
+					if err != nil {
+						b.Fatal(err)
+					}
+					for range c.views {
+						if err := p.View8(dst, src8, rng); err != nil {
+							b.Fatal(err)
+						}
+						views++
+					}
+					ReleaseImage8(src8)
+					continue
+				}
 				if c.decode > 0 {
 					var err error
 					if src, err = DecodeImage(blobs[i%len(blobs)]); err != nil {

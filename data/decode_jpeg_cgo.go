@@ -127,6 +127,36 @@ static int sj_decode(sj_dec *s, float *out) {
 	}
 	return 0;
 }
+
+// sj_decode8 decodes the image into interleaved 8-bit RGB out (3*w*h
+// bytes): RGB scanlines go straight into out, grey ones are expanded.
+static int sj_decode8(sj_dec *s, unsigned char *out) {
+	if (setjmp(s->e.jb)) return -1;
+	jpeg_start_decompress(&s->d);
+	const int w = s->d.output_width, h = s->d.output_height, nc = s->d.output_components;
+	enum { ROWS = 8 };
+	if (nc == 3) {
+		JSAMPROW rows[ROWS];
+		while (s->d.output_scanline < (JDIMENSION)h) {
+			const int y0 = s->d.output_scanline;
+			int k = 0;
+			for (; k < ROWS && y0 + k < h; k++) rows[k] = out + (size_t)(y0 + k) * w * 3;
+			jpeg_read_scanlines(&s->d, rows, k);
+		}
+		return 0;
+	}
+	JSAMPARRAY rows = (*s->d.mem->alloc_sarray)((j_common_ptr)&s->d, JPOOL_IMAGE, (JDIMENSION)w, ROWS);
+	while (s->d.output_scanline < (JDIMENSION)h) {
+		const int y0 = s->d.output_scanline;
+		const int got = jpeg_read_scanlines(&s->d, rows, ROWS);
+		for (int k = 0; k < got; k++) {
+			const JSAMPLE *p = rows[k];
+			unsigned char *o = out + (size_t)(y0 + k) * w * 3;
+			for (int x = 0; x < w; x++) o[3 * x] = o[3 * x + 1] = o[3 * x + 2] = p[x];
+		}
+	}
+	return 0;
+}
 */
 import "C"
 
@@ -166,6 +196,35 @@ func decodeJPEGNative(b []byte) (img *augment.Image, ok bool, err error) {
 	}
 	img = augment.NewImage(int(w), int(h))
 	if C.sj_decode(s, (*C.float)(unsafe.Pointer(&img.Pix[0]))) != 0 {
+		return nil, true, fmt.Errorf("decoding jpeg: %s", C.GoString(&s.e.msg[0]))
+	}
+	return img, true, nil
+}
+
+// decodeJPEGNative8 is decodeJPEGNative producing interleaved 8-bit RGB in
+// a buffer from pix8Pool.
+func decodeJPEGNative8(b []byte) (img *augment.Image8, ok bool, err error) {
+	s := C.sj_new()
+	if s == nil {
+		return nil, true, errors.New("decoding jpeg: cannot allocate a libjpeg decoder")
+	}
+	defer C.sj_free(s)
+	var pin runtime.Pinner
+	pin.Pin(&b[0])
+	defer pin.Unpin()
+	var w, h C.int
+	switch C.sj_header(s, (*C.uchar)(unsafe.Pointer(&b[0])), C.ulong(len(b)), &w, &h) {
+	case 1:
+		return nil, false, nil
+	case -1:
+		return nil, true, fmt.Errorf("decoding jpeg header: %s", C.GoString(&s.e.msg[0]))
+	}
+	if err := checkSize("jpeg", int(w), int(h)); err != nil {
+		return nil, true, err
+	}
+	img = newPooledImage8(int(w), int(h))
+	if C.sj_decode8(s, (*C.uchar)(unsafe.Pointer(&img.Pix[0]))) != 0 {
+		ReleaseImage8(img)
 		return nil, true, fmt.Errorf("decoding jpeg: %s", C.GoString(&s.e.msg[0]))
 	}
 	return img, true, nil

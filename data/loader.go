@@ -130,6 +130,9 @@ type worker struct {
 // engine runs the worker pool shared by both loaders.
 type engine struct {
 	ds       Dataset
+	ds8      Dataset8   // ds, when it and the transform both have 8-bit paths
+	tf8      Transform8 // the transform's 8-bit path, when ds8 is set
+	release8 bool       // Image8 results are fresh pooled buffers to recycle
 	workers  int
 	prefetch int
 	viewLen  int
@@ -172,14 +175,14 @@ func (e *engine) getJob(batch int) *job {
 // image reads image i. With skipBad, an unreadable image is replaced by the
 // first readable one of a pseudo-random sequence fixed by (seed, i), so the
 // replacement does not depend on scheduling.
-func (e *engine) image(i int, skips *[]skip) (*augment.Image, int, error) {
+func (e *engine) image(i int, skips *[]skip) (source, int, error) {
 	img, err := e.read(i)
 	if err == nil || !e.skipBad {
 		return img, i, err
 	}
 	*skips = append(*skips, skip{i, err})
 	if e.rows == 1 { // eval: leave it out
-		return nil, -1, nil
+		return source{}, -1, nil
 	}
 	n := uint64(e.ds.Len())
 	for k := uint64(1); k <= maxReplaceTries; k++ {
@@ -189,21 +192,62 @@ func (e *engine) image(i int, skips *[]skip) (*augment.Image, int, error) {
 		}
 		*skips = append(*skips, skip{c, err})
 	}
-	return nil, -1, fmt.Errorf("data: %s is unreadable and so were %d candidates for its replacement; too many bad images (last: %w)", e.ds.Name(i), maxReplaceTries, err)
+	return source{}, -1, fmt.Errorf("data: %s is unreadable and so were %d candidates for its replacement; too many bad images (last: %w)", e.ds.Name(i), maxReplaceTries, err)
 }
 
-func (e *engine) read(i int) (*augment.Image, error) {
+func (e *engine) read(i int) (source, error) {
 	if err, ok := e.bad.Load(i); ok {
-		return nil, err.(error)
+		return source{}, err.(error)
+	}
+	if e.ds8 != nil {
+		img, err := e.ds8.Image8(i)
+		if err == nil {
+			return source{b: img}, nil
+		}
+		if !errors.Is(err, ErrNot8Bit) {
+			if e.skipBad {
+				e.bad.Store(i, err)
+			}
+			return source{}, err
+		}
 	}
 	img, err := e.ds.Image(i)
 	if err != nil {
 		if e.skipBad {
 			e.bad.Store(i, err)
 		}
-		return nil, err
+		return source{}, err
 	}
-	return img, nil
+	return source{f: img}, nil
+}
+
+// source is a decoded image: float (f) or, on the 8-bit path, bytes (b).
+type source struct {
+	f *augment.Image
+	b *augment.Image8
+}
+
+// view writes a random view of src with the float or 8-bit path.
+func (e *engine) view(tf Transform, dst []float32, src source, rng *rand.Rand) error {
+	if src.b != nil {
+		return e.tf8.View8(dst, src.b, rng)
+	}
+	return tf.View(dst, src.f, rng)
+}
+
+// eval writes the evaluation view of src.
+func (e *engine) eval(tf Transform, dst []float32, src source) error {
+	if src.b != nil {
+		return e.tf8.Eval8(dst, src.b)
+	}
+	return tf.Eval(dst, src.f)
+}
+
+// done recycles src's buffer when the dataset handed out a pooled one.
+func (e *engine) done(src source) {
+	if src.b != nil && e.release8 {
+		ReleaseImage8(src.b)
+	}
 }
 
 // iterate produces batches first..last-1: setup fills a job's n and idx,
@@ -356,7 +400,14 @@ func newEngine(ds Dataset, tf Transform, workers, prefetch, rows int) (*engine, 
 	if s <= 0 {
 		return nil, fmt.Errorf("data: loader: transform output size %d, want > 0", s)
 	}
-	return &engine{ds: ds, workers: workers, prefetch: prefetch, viewLen: 3 * s * s, rows: rows}, nil
+	e := &engine{ds: ds, workers: workers, prefetch: prefetch, viewLen: 3 * s * s, rows: rows}
+	if d8, ok := ds.(Dataset8); ok {
+		if t8, ok := tf.(Transform8); ok {
+			e.ds8, e.tf8 = d8, t8
+			_, e.release8 = ds.(interface{ pooled8() })
+		}
+	}
+	return e, nil
 }
 
 // PairLoader yields batches of two augmented views of each image, for
@@ -443,10 +494,11 @@ func (l *PairLoader) EpochFrom(e, start int) iter.Seq2[*PairBatch, error] {
 				return err
 			}
 			j.used[r] = used
+			defer l.eng.done(img)
 			for v := range 2 {
 				w.pcg.Seed(seedHi, mix(uint64(i)<<1|uint64(v)))
 				row := v*j.n + r
-				if err := l.tf.View(j.views[row*vl:(row+1)*vl], img, w.rng); err != nil {
+				if err := l.eng.view(l.tf, j.views[row*vl:(row+1)*vl], img, w.rng); err != nil {
 					return fmt.Errorf("data: view %d of %s: %w", v+1, l.eng.ds.Name(used), err)
 				}
 			}
@@ -520,7 +572,8 @@ func (l *EvalLoader) All() iter.Seq2[*EvalBatch, error] {
 			if err != nil || used < 0 {
 				return err
 			}
-			if err := l.tf.Eval(j.views[r*vl:(r+1)*vl], img); err != nil {
+			defer l.eng.done(img)
+			if err := l.eng.eval(l.tf, j.views[r*vl:(r+1)*vl], img); err != nil {
 				return fmt.Errorf("data: eval view of %s: %w", l.eng.ds.Name(used), err)
 			}
 			return nil
