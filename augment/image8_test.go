@@ -168,3 +168,70 @@ func TestFromImage8MatchesFromImage(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkView8ImageNet is BenchmarkViewImageNet from 8-bit sources.
+func BenchmarkView8ImageNet(b *testing.B) {
+	cfg, _ := Preset("imagenet")
+	p, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	srcs := make([]*Image8, 16)
+	for i := range srcs {
+		srcs[i] = &Image8{}
+		if !FromImage8(srcs[i], synthImage(rng, 500, 375).ToNRGBA()) {
+			b.Fatal("FromImage8 refused NRGBA")
+		}
+	}
+	dst := make([]float32, 3*p.Size()*p.Size())
+	b.ReportAllocs()
+	clk := startCPU(b)
+	for i := 0; b.Loop(); i++ {
+		if err := p.View8(dst, srcs[i%len(srcs)], rng); err != nil {
+			b.Fatal(err)
+		}
+	}
+	clk.report(b, "views")
+}
+
+// BenchmarkResizedCrop500to224 compares the float and 8-bit resamplers on
+// the imagenet preset's random crops (flip included).
+func BenchmarkResizedCrop500to224(b *testing.B) {
+	cfg, _ := Preset("imagenet")
+	p, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(2, 2))
+	srcf := synthImage(rng, 500, 375)
+	src8 := &Image8{}
+	FromImage8(src8, srcf.ToNRGBA())
+	params := make([]ViewParams, 64)
+	for i := range params {
+		params[i] = ViewParams{Crop: p.Sample(rng, 500, 375).Crop, Flip: i%2 == 0}
+	}
+	dst := make([]float32, 3*224*224)
+	for _, eight := range []bool{false, true} {
+		name := "float"
+		if eight {
+			name = "uint8"
+		}
+		b.Run(name, func(b *testing.B) {
+			clk := startCPU(b)
+			for i := 0; b.Loop(); i++ {
+				v := params[i%len(params)]
+				var err error
+				if eight {
+					err = p.Apply8(dst, src8, v)
+				} else {
+					err = p.Apply(dst, srcf, v)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			clk.report(b, "ops")
+		})
+	}
+}
