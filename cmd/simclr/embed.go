@@ -29,7 +29,8 @@ encoder output); --layer z is the projection head's output that the loss saw.
 FILE.npy is a float32 [N, D] array (numpy.load); FILE.names.txt (one image name a
 line), FILE.labels.txt and FILE.classes.txt (when the data are labelled) go alongside.
 FILE.csv has the columns index, name, [label, class,] e0 ... e{D-1}.
-Rows are written batch by batch: memory does not grow with the dataset.
+Rows are written batch by batch and never held: what grows with the dataset is only
+its file index (for a folder, a path and a label, ~100 bytes per image).
 
 --tsne PNG also draws a 2-D map of (a seeded subsample of) the embeddings coloured
 by label: exact t-SNE (default, up to 1000 points, ~30 s) or PCA (--projection pca, up to

@@ -117,10 +117,7 @@ func openData(spec, role string) (data.Dataset, error) {
 }
 
 // openTrainTest opens two labelled datasets and maps the test labels into
-// the training set's classes: by class name when both have names, else by
-// number (then the class counts must agree). Test classes the training set
-// does not have are an error, since no classifier trained on it can predict
-// them.
+// the training set's classes (see matchClasses).
 func openTrainTest(trainSpec, testSpec string) (tr, te labeledSet, classes int, names []string, err error) {
 	trDS, err := openData(trainSpec, "train")
 	if err != nil {
@@ -130,6 +127,15 @@ func openTrainTest(trainSpec, testSpec string) (tr, te labeledSet, classes int, 
 	if err != nil {
 		return
 	}
+	return matchClasses(trainSpec, trDS, testSpec, teDS)
+}
+
+// matchClasses maps the test labels into the training set's classes: by
+// class name when both sets name their classes, else by number (then the
+// class counts must agree). A test set may use only some of the training
+// classes; test classes the training set does not have are an error, since
+// no classifier trained on it can predict them.
+func matchClasses(trainSpec string, trDS data.Dataset, testSpec string, teDS data.Dataset) (tr, te labeledSet, classes int, names []string, err error) {
 	if trDS.NumClasses() == 0 {
 		err = fmt.Errorf("--train %s has no labels (a flat folder?); evaluation needs class labels, e.g. class sub-folders", trainSpec)
 		return
@@ -158,8 +164,19 @@ func openTrainTest(trainSpec, testSpec string) (tr, te labeledSet, classes int, 
 		}
 		if len(unknown) > 0 {
 			sort.Strings(unknown)
-			err = fmt.Errorf("--test %s has %d classes unknown to --train %s: %s (train classes: %s)",
-				testSpec, len(unknown), trainSpec, clip(unknown, 8), clip(trNames, 12))
+			what := "classes unknown to"
+			if len(unknown) == 1 {
+				what = "class unknown to"
+			}
+			if len(teNames) > classes {
+				// More test classes than training classes: say so first,
+				// it is the likelier mistake (wrong folder or dataset).
+				err = fmt.Errorf("label count mismatch: --test %s has %d classes, --train %s has %d; %d test %s --train: %s (train classes: %s)",
+					testSpec, len(teNames), trainSpec, classes, len(unknown), what, clip(unknown, 8), clip(trNames, 12))
+				return
+			}
+			err = fmt.Errorf("--test %s has %d %s --train %s: %s (train classes: %s)",
+				testSpec, len(unknown), what, trainSpec, clip(unknown, 8), clip(trNames, 12))
 			return
 		}
 		te.Label = func(i int) int {
