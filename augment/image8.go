@@ -178,11 +178,8 @@ func (p *Pipeline) Apply8(dst []float32, src *Image8, v ViewParams) error {
 	if err := p.checkDst(dst); err != nil {
 		return err
 	}
-	if err := v.Crop.check(src.W, src.H); err != nil {
+	if err := v.check(src.W, src.H); err != nil {
 		return err
-	}
-	if v.Blur && !(v.BlurSigma > 0) {
-		return fmt.Errorf("augment: blur sigma must be positive, got %v", v.BlurSigma)
 	}
 	return p.apply8(dst, src, v)
 }
@@ -221,16 +218,7 @@ func (p *Pipeline) Eval8(dst []float32, src *Image8) error {
 // Every output is accumulated in the same order as by resample, so the
 // result equals resample on the converted image bit for bit.
 func resample8(dst []float32, ow, oh int, src *Image8, left, top, cw, ch int, xw, yw *axisWeights, tmp []float32) []float32 {
-	var tx, ty int
-	for _, n := range xw.n[:ow] {
-		tx += int(n)
-	}
-	for _, n := range yw.n[:oh] {
-		ty += int(n)
-	}
-	hFirst := 2*ch*tx + ty*ow
-	vFirst := ty*cw + 2*oh*tx
-	if vFirst < hFirst {
+	if verticalFirst(ow, oh, cw, ch, xw, yw) {
 		return resampleVFirst8(dst, ow, oh, src, left, top, cw, xw, yw, tmp)
 	}
 	return resampleHFirst8(dst, ow, oh, src, left, top, ch, xw, yw, tmp)

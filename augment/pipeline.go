@@ -102,13 +102,21 @@ func (p *Pipeline) Apply(dst []float32, src *Image, v ViewParams) error {
 	if err := p.checkDst(dst); err != nil {
 		return err
 	}
-	if err := v.Crop.check(src.W, src.H); err != nil {
+	if err := v.check(src.W, src.H); err != nil {
+		return err
+	}
+	return p.apply(dst, src, v)
+}
+
+// check validates view parameters for a w x h source.
+func (v ViewParams) check(w, h int) error {
+	if err := v.Crop.check(w, h); err != nil {
 		return err
 	}
 	if v.Blur && !(v.BlurSigma > 0) {
 		return fmt.Errorf("augment: blur sigma must be positive, got %v", v.BlurSigma)
 	}
-	return p.apply(dst, src, v)
+	return nil
 }
 
 // ApplyImage is Apply without normalisation: it writes the augmented view
@@ -117,7 +125,7 @@ func (p *Pipeline) ApplyImage(dst *Image, src *Image, v ViewParams) error {
 	if err := src.Validate(); err != nil {
 		return err
 	}
-	if err := v.Crop.check(src.W, src.H); err != nil {
+	if err := v.check(src.W, src.H); err != nil {
 		return err
 	}
 	s := p.pool.Get().(*scratch)

@@ -108,6 +108,18 @@ func grow[T any](s []T, n int) []T {
 // first (a contiguous multiply-add over whole rows) does less of the
 // gather-style horizontal work, so the cheaper order is picked.
 func resample(dst []float32, ow, oh int, src *Image, left, top, cw, ch int, xw, yw *axisWeights, tmp []float32) []float32 {
+	if verticalFirst(ow, oh, cw, ch, xw, yw) {
+		return resampleVFirst(dst, ow, oh, src, left, top, cw, xw, yw, tmp)
+	}
+	return resampleHFirst(dst, ow, oh, src, left, top, ch, xw, yw, tmp)
+}
+
+// verticalFirst reports whether filtering rows first is the cheaper pass
+// order for a cw x ch rectangle resampled to ow x oh. Cost in
+// multiply-adds, gathers weighted 2x: horizontal-first does ch rows of
+// gathers then an axpy pass; vertical-first does axpys over cw-wide rows
+// then oh rows of gathers.
+func verticalFirst(ow, oh, cw, ch int, xw, yw *axisWeights) bool {
 	var tx, ty int
 	for _, n := range xw.n[:ow] {
 		tx += int(n)
@@ -115,15 +127,7 @@ func resample(dst []float32, ow, oh int, src *Image, left, top, cw, ch int, xw, 
 	for _, n := range yw.n[:oh] {
 		ty += int(n)
 	}
-	// Cost in multiply-adds, gathers weighted 2x: horizontal-first does
-	// ch rows of gathers then an axpy pass; vertical-first does axpys over
-	// cw-wide rows then oh rows of gathers.
-	hFirst := 2*ch*tx + ty*ow
-	vFirst := ty*cw + 2*oh*tx
-	if vFirst < hFirst {
-		return resampleVFirst(dst, ow, oh, src, left, top, cw, xw, yw, tmp)
-	}
-	return resampleHFirst(dst, ow, oh, src, left, top, ch, xw, yw, tmp)
+	return ty*cw+2*oh*tx < 2*ch*tx+ty*ow
 }
 
 func resampleHFirst(dst []float32, ow, oh int, src *Image, left, top, ch int, xw, yw *axisWeights, tmp []float32) []float32 {
