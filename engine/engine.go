@@ -125,7 +125,7 @@ type Backend interface {
 	ReLU(y, x *Tensor)
 	// ReLUBackward: dx = dy where y > 0, else 0.
 	ReLUBackward(dx, dy, y *Tensor)
-	// Add: y = a + b (same shape), then ReLU if relu.
+	// Add: y = a + b (same shape), then ReLU if relu. y may be a.
 	Add(y, a, b *Tensor, relu bool)
 
 	MaxPool2D(y, x *Tensor, p PoolParams) Workspace

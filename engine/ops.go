@@ -192,7 +192,13 @@ func (tp *Tape) addGrad(x, g *Tensor, own bool) {
 		return
 	}
 	if x.grad.layout == g.layout {
-		addTo(x.grad.data, g.data)
+		if sameShape(x.grad.shape, g.shape) {
+			// The backend's add is vectorised and threaded; these are
+			// activation-sized (the residual branches' gradients).
+			tp.b.Add(x.grad, x.grad, g, false)
+		} else {
+			addTo(x.grad.data, g.data)
+		}
 	} else {
 		if x.grad.layout != Plain {
 			p := tp.plainOf(x.grad)

@@ -33,6 +33,9 @@ type dispatcher struct {
 	bnWS  []byte // throwaway ReLU mask of training batch norms (see BatchNorm)
 	gen   uint64
 
+	memops  int               // cMemopsMode: -1 choose by time, 0 parallel, 1 serial
+	bnModes map[pkey]*modeStat // per batch-norm plan (key without the mode bit)
+
 	initErr error
 }
 
@@ -46,8 +49,9 @@ func start() *dispatcher {
 		d := &dispatcher{
 			req:   make(chan func()),
 			done:  make(chan any),
-			plans: make(map[pkey]*plan),
-			ws:    make(map[uintptr]*wsBuf),
+			plans:   make(map[pkey]*plan),
+			ws:      make(map[uintptr]*wsBuf),
+			bnModes: make(map[pkey]*modeStat),
 		}
 		ready := make(chan error)
 		go d.loop(ready)
@@ -63,6 +67,7 @@ func (d *dispatcher) loop(ready chan<- error) {
 	err := cInit(0)
 	if err == nil {
 		d.blk = cBlockSize()
+		d.memops = cMemopsMode()
 	}
 	ready <- err
 	if err != nil {
@@ -115,7 +120,11 @@ func New(threads int) (engine.Backend, error) {
 		threads = runtime.NumCPU()
 	}
 	var err error
-	d.do(func() { err = cInit(threads) })
+	d.do(func() {
+		if err = cInit(threads); err == nil {
+			d.memops = cMemopsMode()
+		}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("dnnl: %w", err)
 	}
@@ -395,6 +404,72 @@ func bnDims(op string, x *engine.Tensor, vecs ...*engine.Tensor) ([4]int64, int)
 	return dims, len(s)
 }
 
+// modeStat chooses, for one batch-norm plan, between running on one thread
+// (mode 1) and on the whole pool (mode 0) by measured time; see the g_nthr
+// comment in shim.h for why neither is always right. Each mode runs twice,
+// then the faster by moving average runs and the other is retried every
+// probeEvery calls, so a machine that turns busy (or quiet) is followed
+// within a few dozen steps.
+type modeStat struct {
+	avg   [2]float64 // seconds per call
+	n     [2]int
+	calls int
+}
+
+const probeEvery = 32
+
+func (m *modeStat) pick() int {
+	m.calls++
+	for i := range m.n {
+		if m.n[i] < 2 {
+			return i
+		}
+	}
+	best := 0
+	if m.avg[1] < m.avg[0] {
+		best = 1
+	}
+	if m.calls%probeEvery == 0 {
+		return 1 - best
+	}
+	return best
+}
+
+// record notes a call's time; the first call of a mode (page faults,
+// cold caches) is overwritten by the second.
+func (m *modeStat) record(mode int, sec float64) {
+	if m.n[mode] <= 1 {
+		m.avg[mode] = sec
+	} else {
+		m.avg[mode] += 0.3 * (sec - m.avg[mode])
+	}
+	m.n[mode]++
+}
+
+// bnRun runs the batch-norm plan for key k (built by mk for a mode) in the
+// mode chosen for it; must be called on the oneDNN thread.
+// prep binds plan-dependent handles (the workspace) before the run.
+func (d *dispatcher) bnRun(name string, k pkey, mk func(serial bool) (*plan, error), h *handles, prep func(*plan)) {
+	mode := d.memops
+	var st *modeStat
+	if mode < 0 {
+		if st = d.bnModes[k]; st == nil {
+			st = &modeStat{}
+			d.bnModes[k] = st
+		}
+		mode = st.pick()
+	}
+	mk1 := k
+	mk1.flags |= 4 << uint8(mode)
+	pl := d.plan(mk1, name, func() (*plan, error) { return mk(mode == 1) })
+	prep(pl)
+	t := time.Now()
+	must(name, pl.exec(h))
+	if st != nil {
+		st.record(mode, time.Since(t).Seconds())
+	}
+}
+
 func bnKey(kind int, dims [4]int64, l1, l2 int, p engine.BNParams, global bool) pkey {
 	k := pkey{op: opBN, kind: uint8(kind), l1: int8(l1), l2: int8(l2), eps: p.Eps}
 	copy(k.d[:], dims[:])
@@ -415,14 +490,15 @@ func (b *backend) BatchNorm(y, x, gamma, beta, mean, variance *engine.Tensor, p 
 	if p.Train {
 		kind = 0
 	}
-	var ref *wsRef
 	b.d.do(func() {
 		d := b.d
-		pl := d.plan(bnKey(kind, dims, lay, lay, p, false), "BatchNorm", func() (*plan, error) {
-			return newBNPlan(kind, &dims, nd, lay, lay, p.Eps, p.ReLU, false)
-		})
 		h := handles{ptr(x), ptr(gamma), ptr(beta), ptr(mean), ptr(variance), ptr(y)}
-		if pl.ws > 0 {
+		d.bnRun("BatchNorm", bnKey(kind, dims, lay, lay, p, false), func(serial bool) (*plan, error) {
+			return newBNPlan(kind, &dims, nd, lay, lay, p.Eps, p.ReLU, false, serial)
+		}, &h, func(pl *plan) {
+			if pl.ws == 0 {
+				return
+			}
 			// The fused ReLU's mask (1 byte per element) is not kept for
 			// the backward, which takes the mask from y instead (kept
 			// anyway as the next layer's input): a kept mask per layer
@@ -432,14 +508,10 @@ func (b *backend) BatchNorm(y, x, gamma, beta, mean, variance *engine.Tensor, p 
 				d.bnWS = make([]byte, pl.ws)
 			}
 			h[6] = unsafe.Pointer(unsafe.SliceData(d.bnWS))
-		}
-		must("BatchNorm", pl.exec(&h))
+		})
 	})
 	y.SetLayout(x.Layout())
-	if ref == nil {
-		return nil
-	}
-	return ref
+	return nil
 }
 
 func (b *backend) BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance *engine.Tensor, ws engine.Workspace, p engine.BNParams) {
@@ -449,37 +521,33 @@ func (b *backend) BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, va
 	lay, dyl := layCode(x.Layout()), layCode(dy.Layout())
 	global := !p.Train
 	ref, _ := ws.(*wsRef)
+	kind := 2 // fused ReLU (if any) from the forward's workspace
+	if p.ReLU && (global || ref == nil || ref.buf.gen != ref.gen) {
+		// An inference forward keeps no workspace, and a training one's
+		// may be gone (the forward output's buffer was reused): take the
+		// ReLU mask from y.
+		kind = 3
+		if y == nil {
+			panic("dnnl: BatchNormBackward: ReLU without a valid workspace needs the forward output y")
+		}
+		needShape("BatchNormBackward", "y", y, x.Shape()...)
+		if y.Layout() != x.Layout() {
+			panic(fmt.Sprintf("dnnl: BatchNormBackward: y layout %d differs from x layout %d", y.Layout(), x.Layout()))
+		}
+	}
 	b.d.do(func() {
-		d := b.d
 		h := handles{ptr(x), ptr(dy), ptr(y), ptr(gamma), ptr(mean), ptr(variance), nil, ptr(dx), ptr(dgamma), ptr(dbeta)}
-		plan := func(kind int) *plan {
-			return d.plan(bnKey(kind, dims, lay, dyl, p, global), "BatchNormBackward", func() (*plan, error) {
-				return newBNPlan(kind, &dims, nd, lay, dyl, p.Eps, p.ReLU, global)
-			})
-		}
-		kind := 2 // fused ReLU (if any) from the forward's workspace
-		if p.ReLU && global {
-			kind = 3 // an inference forward keeps no workspace
-		}
-		pl := plan(kind)
-		if kind == 2 && p.ReLU && !ref.valid(pl.ws) {
-			// No workspace, or it was overwritten (the forward output's
-			// buffer was reused): take the ReLU mask from y.
-			kind = 3
-			pl = plan(kind)
-		} else if pl.ws > 0 {
+		b.d.bnRun("BatchNormBackward", bnKey(kind, dims, lay, dyl, p, global), func(serial bool) (*plan, error) {
+			return newBNPlan(kind, &dims, nd, lay, dyl, p.Eps, p.ReLU, global, serial)
+		}, &h, func(pl *plan) {
+			if pl.ws == 0 {
+				return
+			}
+			if ref == nil || len(ref.buf.data) != pl.ws {
+				panic("dnnl: BatchNormBackward: the forward's workspace does not fit this batch norm")
+			}
 			h[6] = unsafe.Pointer(unsafe.SliceData(ref.buf.data))
-		}
-		if kind == 3 {
-			if y == nil {
-				panic("dnnl: BatchNormBackward: ReLU without a valid workspace needs the forward output y")
-			}
-			needShape("BatchNormBackward", "y", y, x.Shape()...)
-			if y.Layout() != x.Layout() {
-				panic(fmt.Sprintf("dnnl: BatchNormBackward: y layout %d differs from x layout %d", y.Layout(), x.Layout()))
-			}
-		}
-		must("BatchNormBackward", pl.exec(&h))
+		})
 	})
 	dx.SetLayout(x.Layout())
 }

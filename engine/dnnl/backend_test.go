@@ -179,8 +179,23 @@ func testConv(t *testing.T, b engine.Backend) {
 	}
 }
 
-func TestBatchNorm(t *testing.T) {
-	b := newBackend(t)
+func TestBatchNorm(t *testing.T) { testBatchNorm(t, newBackend(t)) }
+
+// TestBatchNormThreadModes checks batch norm on one thread, on the pool and
+// in the timed choice between them (repeated so that auto mode runs both).
+func TestBatchNormThreadModes(t *testing.T) {
+	for _, m := range []string{"", "0", "1"} {
+		t.Run("SIMCLR_DNNL_SERIAL_MEMOPS="+m, func(t *testing.T) {
+			t.Setenv("SIMCLR_DNNL_SERIAL_MEMOPS", m)
+			b := newBackend(t)
+			for range 5 {
+				testBatchNorm(t, b)
+			}
+		})
+	}
+}
+
+func testBatchNorm(t *testing.T, b engine.Backend) {
 	ref := engine.Reference()
 	rng := rand.New(rand.NewPCG(2, 2))
 	shapes := [][]int{{4, 16, 5, 3}, {2, 5, 3, 3}, {1, 32, 4, 4}, {6, 7}, {3, 16}}

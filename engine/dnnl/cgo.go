@@ -38,6 +38,10 @@ func cInit(threads int) error {
 
 func cMaxThreads() int { return int(C.shim_max_threads()) }
 
+// cMemopsMode is SIMCLR_DNNL_SERIAL_MEMOPS as read by shim_init: -1 unset,
+// 0 memory-bound kernels on every thread, 1 on one thread.
+func cMemopsMode() int { return int(C.shim_memops_mode()) }
+
 func cBlockSize() int { return int(C.shim_block_size()) }
 
 func finishPlan(p *C.shim_plan, err *C.char, what string) (*plan, error) {
@@ -62,9 +66,11 @@ func newConvPlan(kind int, wino bool, d *[13]int64, xl, yl int, bias bool) (*pla
 	return finishPlan(p, &err[0], "convolution")
 }
 
-func newBNPlan(kind int, dims *[4]int64, nd, lay, dyl int, eps float32, relu, global bool) (*plan, error) {
+// newBNPlan builds a batch-norm plan; serial asks for one thread (which
+// SIMCLR_DNNL_SERIAL_MEMOPS may override, see cMemopsMode).
+func newBNPlan(kind int, dims *[4]int64, nd, lay, dyl int, eps float32, relu, global, serial bool) (*plan, error) {
 	var err [256]C.char
-	p := C.shim_bn(C.int(kind), C.int(nd), (*C.int64_t)(unsafe.Pointer(&dims[0])), C.int(lay), C.int(dyl), C.float(eps), b2i(relu), b2i(global), &err[0])
+	p := C.shim_bn(C.int(kind), C.int(nd), (*C.int64_t)(unsafe.Pointer(&dims[0])), C.int(lay), C.int(dyl), C.float(eps), b2i(relu), b2i(global), b2i(serial), &err[0])
 	return finishPlan(p, &err[0], "batch norm")
 }
 

@@ -10,7 +10,7 @@ import (
 // GNU OpenMP's idle pool threads spin for GOMP_SPINCOUNT iterations (300000
 // by default: about 8 ms on AMD Zen, where `pause` is slow) after every
 // parallel region before they sleep. Between convolutions the oneDNN thread
-// runs serial work (batch norm, reorders, the Go side of the step); when
+// runs serial work (the Go side of the step, batch norm on a busy machine); when
 // another process holds a core, the spinning worker takes the core that work
 // needs, and each serial kernel after a convolution waited a scheduler slice.
 // R18 w/4 B=256 training on the 2-core box, one core busy elsewhere:

@@ -201,7 +201,7 @@ enum { NSLOT = 10, MAXSTEP = 8, MAXARG = 12, MAXOWN = 12 };
 
 typedef struct {
     dnnl_primitive_t prim;
-    int serial; // run on one OpenMP thread (see g_serial_memops)
+    int serial; // run on one OpenMP thread (see memop_serial)
     int nargs;
     dnnl_exec_arg_t args[MAXARG];
     dnnl_memory_t scratch; // bound to the shared scratchpad on every run; may be NULL
@@ -217,7 +217,7 @@ typedef struct {
     size_t own_total;          // arena bytes this plan needs
     size_t ws_size; // bytes of workspace the caller must provide (0: none)
     char impl[96];  // implementation name of the main primitive
-    int serial;     // the main primitive is memory-bound: run it on one thread
+    int serial;     // steps run on one thread (memory-bound plans, see memop_serial)
     // building state
     int npost;
     shim_step post[MAXSTEP];
@@ -238,15 +238,19 @@ static size_t g_scratch_size;
 static void *g_arena;
 static size_t g_arena_size;
 
-// g_nthr is the OpenMP pool size for compute-bound primitives (convolutions).
-// Memory-bound ones (batch norm, eltwise, binary, reorders) run on one thread
-// when g_serial_memops is set: oneDNN's JIT batch norm synchronises its
-// threads with spinning barriers inside the kernel, so on a machine where
-// another process holds a core it took 10x longer with 2 threads than with
-// one (1.2 s vs 0.1 s per ResNet-18 B=64 step), while one core already
-// streams these ops near memory speed.
+// g_nthr is the OpenMP pool size. Memory-bound primitives use it too:
+// on a quiet machine two threads stream eltwise, binary, reorder and
+// pooling ops nearly twice as fast as one. Batch norm is the exception:
+// oneDNN's JIT batch norm synchronises its threads with spinning barriers
+// inside the kernel, so when another process holds a core it took 5-10x
+// longer on 2 threads than on one (0.56 s vs 0.09 s per ResNet-18 w1/4
+// B=256 step). Its plans are therefore built either way and the Go side
+// picks by measured time (see bnMode in backend.go).
+// g_serial_memops (SIMCLR_DNNL_SERIAL_MEMOPS) overrides that choice:
+// -1 unset (batch norm as asked, others parallel), 1 every memory-bound
+// primitive on one thread, 0 every one on the pool.
 static int g_nthr = 1;
-static int g_serial_memops = 1;
+static int g_serial_memops = -1;
 static int g_cur_nthr = -1; // last value given to omp_set_num_threads
 
 static inline void use_threads(int n) {
@@ -278,7 +282,7 @@ static int shim_init(int threads, char *err) {
     g_nthr = omp_get_max_threads();
     g_cur_nthr = g_nthr;
     const char *sm = getenv("SIMCLR_DNNL_SERIAL_MEMOPS");
-    g_serial_memops = !(sm && sm[0] == '0');
+    g_serial_memops = !sm || !sm[0] ? -1 : sm[0] == '0' ? 0 : 1;
     if (g_eng) return 0;
     if (dnnl_engine_create(&g_eng, dnnl_cpu, 0) != dnnl_success) {
         snprintf(err, 256, "dnnl_engine_create failed");
@@ -292,6 +296,13 @@ static int shim_init(int threads, char *err) {
 }
 
 static int shim_max_threads(void) { return g_nthr; }
+
+// shim_memops_mode is g_serial_memops: -1 auto, 0 parallel, 1 serial.
+static int shim_memops_mode(void) { return g_serial_memops; }
+
+// memop_serial says whether a memory-bound primitive runs on one thread;
+// want is the caller's wish (batch norm) or 0 (everything else).
+static int memop_serial(int want) { return g_serial_memops >= 0 ? g_serial_memops : want; }
 
 static void plan_free(shim_plan *p) {
     if (!p) return;
@@ -372,7 +383,7 @@ static dnnl_memory_t own_mem(shim_plan *p, cmd md) {
     return m;
 }
 
-static int reorder_step(shim_step *s, dnnl_memory_t from, cmd from_md, dnnl_memory_t to, cmd to_md) {
+static int reorder_step(shim_step *s, int serial, dnnl_memory_t from, cmd from_md, dnnl_memory_t to, cmd to_md) {
     dnnl_primitive_desc_t pd;
     memset(s, 0, sizeof *s);
     if (dnnl_reorder_primitive_desc_create(&pd, from_md, g_eng, to_md, g_eng, NULL) != dnnl_success)
@@ -382,7 +393,7 @@ static int reorder_step(shim_step *s, dnnl_memory_t from, cmd from_md, dnnl_memo
     if (st != dnnl_success) return -1;
     set_arg(s, DNNL_ARG_FROM, from);
     set_arg(s, DNNL_ARG_TO, to);
-    s->serial = 1;
+    s->serial = serial;
     return 0;
 }
 
@@ -395,7 +406,7 @@ static dnnl_memory_t bind_in(shim_plan *p, int s, cmd user_md, cmd prim_md) {
     if (dnnl_memory_desc_equal(user_md, prim_md)) return u;
     dnnl_memory_t m = own_mem(p, prim_md);
     if (!m || p->nsteps == MAXSTEP) return NULL;
-    if (reorder_step(&p->st[p->nsteps], u, user_md, m, prim_md)) return NULL;
+    if (reorder_step(&p->st[p->nsteps], p->serial, u, user_md, m, prim_md)) return NULL;
     p->nsteps++;
     return m;
 }
@@ -407,7 +418,7 @@ static dnnl_memory_t bind_out(shim_plan *p, int s, cmd user_md, cmd prim_md) {
     if (dnnl_memory_desc_equal(user_md, prim_md)) return u;
     dnnl_memory_t m = own_mem(p, prim_md);
     if (!m || p->npost == MAXSTEP) return NULL;
-    if (reorder_step(&p->post[p->npost], m, prim_md, u, user_md)) return NULL;
+    if (reorder_step(&p->post[p->npost], p->serial, m, prim_md, u, user_md)) return NULL;
     p->npost++;
     return m;
 }
@@ -471,7 +482,7 @@ static int shim_exec(shim_plan *p, void *h0, void *h1, void *h2, void *h3, void 
         shim_step *s = &p->st[i];
         if (s->scratch && dnnl_memory_set_data_handle(s->scratch, g_scratch) != dnnl_success)
             return -2;
-        use_threads(s->serial && g_serial_memops ? 1 : g_nthr);
+        use_threads(s->serial ? 1 : g_nthr);
         dnnl_status_t r = dnnl_primitive_execute(s->prim, g_stream, s->nargs, s->args);
         if (r != dnnl_success) return -100 - (int)r;
     }
@@ -487,7 +498,7 @@ static double shim_run_main(shim_plan *p, int iters) {
     // Plans created since the last run may have moved the shared buffers.
     bind_own(p);
     if (s->scratch) dnnl_memory_set_data_handle(s->scratch, g_scratch);
-    use_threads(s->serial && g_serial_memops ? 1 : g_nthr);
+    use_threads(s->serial ? 1 : g_nthr);
     clock_gettime(CLOCK_MONOTONIC, &a);
     for (int i = 0; i < iters; i++) {
         dnnl_primitive_execute(s->prim, g_stream, s->nargs, s->args);
@@ -620,11 +631,11 @@ done:
 // Slots forward: x gamma beta mean var y ws; backward: x dy y gamma mean var
 // ws dx dgamma dbeta.
 static shim_plan *shim_bn(int kind, int nd, const int64_t *dims, int lay, int dyl, float eps,
-        int relu, int global, char *err) {
+        int relu, int global, int serial, char *err) {
     shim_plan *p = plan_new();
-    if (p) p->serial = 1;
-    // Created on one thread too: scratchpads are sized for the creating pool.
-    use_threads(g_serial_memops ? 1 : g_nthr);
+    if (p) p->serial = memop_serial(serial);
+    // Created on the pool it runs on: scratchpads are sized for it.
+    use_threads(p && p->serial ? 1 : g_nthr);
     dnnl_primitive_desc_t pd = NULL, hint = NULL, epd = NULL, ehint = NULL;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_dim_t dd[4], cd[1] = {dims[1]};
@@ -680,7 +691,7 @@ static shim_plan *shim_bn(int kind, int nd, const int64_t *dims, int lay, int dy
             shim_step *e = &p->st[p->nsteps];
             memset(e, 0, sizeof *e);
             if (dnnl_primitive_create(&e->prim, epd) != dnnl_success) FAIL("relu primitive");
-            e->serial = 1;
+            e->serial = p->serial;
             p->nsteps++;
             set_arg(e, DNNL_ARG_DST, y);
             set_arg(e, DNNL_ARG_DIFF_DST, dy);
@@ -738,9 +749,9 @@ done:
 static shim_plan *shim_eltwise(int kind, int nd, const int64_t *dims, int lay, int l2, int relu,
         char *err) {
     shim_plan *p = plan_new();
-    if (p) p->serial = 1;
-    // Created on one thread too: scratchpads are sized for the creating pool.
-    use_threads(g_serial_memops ? 1 : g_nthr);
+    if (p) p->serial = memop_serial(0);
+    // Created on the pool it runs on: scratchpads are sized for it.
+    use_threads(p && p->serial ? 1 : g_nthr);
     dnnl_primitive_desc_t pd = NULL, hint = NULL;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
@@ -785,7 +796,7 @@ static shim_plan *shim_eltwise(int kind, int nd, const int64_t *dims, int lay, i
         set_arg(s, DNNL_ARG_DST, y);
     } else {
         dnnl_memory_t a = user_mem(p, 0, data), b = user_mem(p, 1, other);
-        if (!a || !b || reorder_step(&p->st[0], a, data, b, other)) FAIL("reorder not supported");
+        if (!a || !b || reorder_step(&p->st[0], p->serial, a, data, b, other)) FAIL("reorder not supported");
         p->nsteps = 1;
         snprintf(p->impl, sizeof p->impl, "reorder");
     }
@@ -810,9 +821,9 @@ done:
 // dx). x/dx are in layout lay, y in layout lay too.
 static shim_plan *shim_pool(int kind, const int64_t *d, int lay, int l2, char *err) {
     shim_plan *p = plan_new();
-    if (p) p->serial = 1;
-    // Created on one thread too: scratchpads are sized for the creating pool.
-    use_threads(g_serial_memops ? 1 : g_nthr);
+    if (p) p->serial = memop_serial(0);
+    // Created on the pool it runs on: scratchpads are sized for it.
+    use_threads(p && p->serial ? 1 : g_nthr);
     dnnl_primitive_desc_t pd = NULL, hint = NULL;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_dim_t xd[4] = {d[0], d[1], d[2], d[3]}, yd[4] = {d[0], d[1], d[4], d[5]};
