@@ -33,7 +33,7 @@ type dispatcher struct {
 	bnWS  []byte // throwaway ReLU mask of training batch norms (see BatchNorm)
 	gen   uint64
 
-	memops  int               // cMemopsMode: -1 choose by time, 0 parallel, 1 serial
+	memops  int                // cMemopsMode: -1 choose by time, 0 parallel, 1 serial
 	bnModes map[pkey]*modeStat // per batch-norm plan (key without the mode bit)
 
 	initErr error
@@ -47,8 +47,8 @@ var (
 func start() *dispatcher {
 	startOnce.Do(func() {
 		d := &dispatcher{
-			req:   make(chan func()),
-			done:  make(chan any),
+			req:     make(chan func()),
+			done:    make(chan any),
 			plans:   make(map[pkey]*plan),
 			ws:      make(map[uintptr]*wsBuf),
 			bnModes: make(map[pkey]*modeStat),
