@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 	"unsafe"
@@ -406,27 +407,33 @@ func bnDims(op string, x *engine.Tensor, vecs ...*engine.Tensor) ([4]int64, int)
 
 // modeStat chooses, for one batch-norm plan, between running on one thread
 // (mode 1) and on the whole pool (mode 0) by measured time; see the g_nthr
-// comment in shim.h for why neither is always right. Each mode runs twice,
-// then the faster by moving average runs and the other is retried every
-// probeEvery calls, so a machine that turns busy (or quiet) is followed
-// within a few dozen steps.
+// comment in shim.h for why neither is always right. The modes alternate
+// until each has modeWindow timings, then the one with the lower best
+// recent time runs and the other is retried every probeEvery calls. Using
+// the best of the last few calls ignores one-off stalls (page faults on
+// the first step, a preempted call), and a machine that turns busy or
+// quiet is followed within a few calls or probes.
 type modeStat struct {
-	avg   [2]float64 // seconds per call
+	last  [2][modeWindow]float64 // seconds, ring buffers
 	n     [2]int
 	calls int
 }
 
-const probeEvery = 32
+const (
+	modeWindow = 3
+	probeEvery = 16
+)
 
 func (m *modeStat) pick() int {
 	m.calls++
-	for i := range m.n {
-		if m.n[i] < 2 {
-			return i
+	if m.n[0] < modeWindow || m.n[1] < modeWindow {
+		if m.n[0] <= m.n[1] {
+			return 0
 		}
+		return 1
 	}
 	best := 0
-	if m.avg[1] < m.avg[0] {
+	if slices.Min(m.last[1][:]) < slices.Min(m.last[0][:]) {
 		best = 1
 	}
 	if m.calls%probeEvery == 0 {
@@ -435,14 +442,8 @@ func (m *modeStat) pick() int {
 	return best
 }
 
-// record notes a call's time; the first call of a mode (page faults,
-// cold caches) is overwritten by the second.
 func (m *modeStat) record(mode int, sec float64) {
-	if m.n[mode] <= 1 {
-		m.avg[mode] = sec
-	} else {
-		m.avg[mode] += 0.3 * (sec - m.avg[mode])
-	}
+	m.last[mode][m.n[mode]%modeWindow] = sec
 	m.n[mode]++
 }
 

@@ -75,7 +75,8 @@ func TestOneOSThread(t *testing.T) {
 
 // TestModeStat checks the batch-norm thread-mode choice on simulated costs:
 // it settles on the cheaper mode, probes the other one rarely, and follows
-// a change of costs (a machine turning busy) within a few probes.
+// a change of costs (a machine turning busy) within a few calls, but not a
+// single stalled call.
 func TestModeStat(t *testing.T) {
 	var m modeStat
 	cost := [2]float64{1, 5} // parallel fast, serial slow: a quiet machine
@@ -87,15 +88,23 @@ func TestModeStat(t *testing.T) {
 		}
 		return picks
 	}
-	if p := count(4); p != [2]int{2, 2} {
-		t.Fatalf("first 4 calls ran modes %v times, want each twice", p)
+	if p := count(2 * modeWindow); p != [2]int{modeWindow, modeWindow} {
+		t.Fatalf("first %d calls ran modes %v times, want each %d times", 2*modeWindow, p, modeWindow)
 	}
 	p := count(10 * probeEvery)
 	if p[1] < 5 || p[1] > 15 {
 		t.Errorf("quiet machine: the slow mode ran %d of %d calls, want about one in %d", p[1], 10*probeEvery, probeEvery)
 	}
+	cost[0] = 50 // one stalled call of the fast mode changes nothing
+	count(1)
+	cost[0] = 1
+	if p := count(probeEvery); p[1] > 1 { // one scheduled probe
+		t.Errorf("one stall switched modes for %d calls", p[1]-1)
+	}
 	cost = [2]float64{10, 2} // parallel now 5x slower than serial: a busy machine
-	count(3 * probeEvery)
+	if p := count(modeWindow + 1); p[1] == 0 {
+		t.Errorf("busy machine: still on the slow mode %d calls after the change", modeWindow+1)
+	}
 	p = count(10 * probeEvery)
 	if p[0] > 15 {
 		t.Errorf("busy machine: the slow mode ran %d of %d calls after the change", p[0], 10*probeEvery)
