@@ -314,9 +314,23 @@ func (b *backend) convKey(kind int, dm *[13]int64, xl, yl int, bias bool) pkey {
 	return k
 }
 
-// chooseConv builds the direct plan and, for 3x3 stride-1 shapes, the
-// Winograd one where oneDNN has it; in auto mode it times both on the
-// caller's buffers (which the final run overwrites) and keeps the faster.
+// convTuneMinFLOP is the smallest convolution (FLOPs per call) for which
+// auto mode times the engine's own Winograd kernel against oneDNN's: below
+// it the choice is worth less than the timing.
+var convTuneMinFLOP = 2e8
+
+// convTuneBatch is the batch prefix the engine's Winograd kernel is timed
+// on (every layout here keeps the batch outermost): per-image cost is close
+// to flat in the batch, and timing whole batches of a big network would add
+// a minute to the first step.
+const convTuneBatch = 32
+
+// chooseConv builds the plan to use for a convolution. Candidates: oneDNN's
+// direct kernel; oneDNN's Winograd for 3x3 stride-1 shapes where it has one
+// (AVX-512); the engine's F(2x2,3x3) Winograd (wino.h) where oneDNN has
+// none and the shape allows it. Auto mode times them on the caller's
+// buffers (which the final run overwrites) and keeps the fastest;
+// SIMCLR_CONV_ALGO=direct or winograd forces a family.
 func (b *backend) chooseConv(kind int, dm *[13]int64, xl, yl int, bias bool, h *handles) *plan {
 	direct, err := newConvPlan(kind, false, dm, xl, yl, bias)
 	if b.algo == algoDirect || dm[5] != 3 || dm[6] != 3 || dm[9] != 1 || dm[10] != 1 {
@@ -324,10 +338,14 @@ func (b *backend) chooseConv(kind int, dm *[13]int64, xl, yl int, bias bool, h *
 		return direct
 	}
 	wino, werr := newConvPlan(kind, true, dm, xl, yl, bias)
+	if werr != nil { // not in oneDNN for this CPU or shape: try the engine's own
+		if b.algo == algoAuto && convFLOP(dm) < convTuneMinFLOP {
+			must("convolution", err)
+			return direct
+		}
+		return b.chooseOwnWino(kind, dm, xl, yl, bias, h, direct, err)
+	}
 	switch {
-	case werr != nil: // not implemented on this CPU or shape
-		must("convolution", err)
-		return direct
 	case err != nil || b.algo == algoWinograd:
 		if direct != nil {
 			direct.free()
@@ -340,6 +358,43 @@ func (b *backend) chooseConv(kind int, dm *[13]int64, xl, yl int, bias bool, h *
 	}
 	wino.free()
 	return direct
+}
+
+// chooseOwnWino decides between the direct plan (or its error) and the
+// engine's Winograd kernel, timed on the first convTuneBatch images.
+func (b *backend) chooseOwnWino(kind int, dm *[13]int64, xl, yl int, bias bool, h *handles, direct *plan, derr error) *plan {
+	own, oerr := newWinoPlan(kind, dm, xl, yl, bias)
+	if oerr != nil {
+		must("convolution", derr)
+		return direct
+	}
+	if derr != nil || b.algo == algoWinograd {
+		if direct != nil {
+			direct.free()
+		}
+		return own
+	}
+	tdm := *dm
+	tdm[0] = min(tdm[0], convTuneBatch)
+	td, err1 := newConvPlan(kind, false, &tdm, xl, yl, bias)
+	to, err2 := newWinoPlan(kind, &tdm, xl, yl, bias)
+	faster := err1 == nil && err2 == nil && timePlan(to, h) < timePlan(td, h)
+	for _, p := range []*plan{td, to} {
+		if p != nil {
+			p.free()
+		}
+	}
+	if faster {
+		direct.free()
+		return own
+	}
+	own.free()
+	return direct
+}
+
+// convFLOP is the multiply-add count x2 of a convolution with dims dm.
+func convFLOP(dm *[13]int64) float64 {
+	return 2 * float64(dm[0]*dm[4]*dm[1]*dm[5]*dm[6]*dm[7]*dm[8])
 }
 
 func timePlan(p *plan, h *handles) time.Duration {

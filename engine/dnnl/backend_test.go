@@ -121,6 +121,18 @@ func TestConv(t *testing.T) { testConv(t, newBackend(t)) }
 // where oneDNN has it (AVX-512) and it measures faster, direct elsewhere.
 func TestConvAuto(t *testing.T) {
 	t.Setenv("SIMCLR_CONV_ALGO", "auto")
+	// Time the candidates even on these small shapes.
+	old := convTuneMinFLOP
+	convTuneMinFLOP = 0
+	defer func() { convTuneMinFLOP = old }()
+	testConv(t, newBackend(t))
+}
+
+// TestConvWinograd forces Winograd wherever a kernel exists: oneDNN's on
+// AVX-512, the engine's F(2x2,3x3) on AVX2 (3x3 stride-1 pad-1 shapes with
+// even sides on 8-channel blocks); other shapes run direct.
+func TestConvWinograd(t *testing.T) {
+	t.Setenv("SIMCLR_CONV_ALGO", "winograd")
 	testConv(t, newBackend(t))
 }
 
@@ -136,6 +148,7 @@ func testConv(t *testing.T, b engine.Backend) {
 		{2, 16, 5, 5, 8, 1, 1, 0},
 		{2, 64, 8, 8, 128, 3, 2, 1},
 		{1, 16, 3, 3, 16, 3, 1, 1},
+		{2, 16, 6, 4, 24, 3, 1, 1}, // the engine's own Winograd on AVX2
 	}
 	tol := convTol()
 	for _, cc := range cases {

@@ -6,6 +6,7 @@ package dnnl
 // and process-wide state, so it must be compiled exactly once.
 
 /*
+#cgo CFLAGS: -O3 -fopenmp
 #cgo LDFLAGS: -ldnnl -lgomp
 #include "shim.h"
 */
@@ -63,6 +64,13 @@ func b2i(b bool) C.int {
 func newConvPlan(kind int, wino bool, d *[13]int64, xl, yl int, bias bool) (*plan, error) {
 	var err [256]C.char
 	p := C.shim_conv(C.int(kind), b2i(wino), (*C.int64_t)(unsafe.Pointer(&d[0])), C.int(xl), C.int(yl), b2i(bias), &err[0])
+	return finishPlan(p, &err[0], "convolution")
+}
+
+// newWinoPlan builds the engine's own Winograd F(2x2,3x3) plan (wino.h).
+func newWinoPlan(kind int, d *[13]int64, xl, yl int, bias bool) (*plan, error) {
+	var err [256]C.char
+	p := C.shim_conv_wino23(C.int(kind), (*C.int64_t)(unsafe.Pointer(&d[0])), C.int(xl), C.int(yl), b2i(bias), &err[0])
 	return finishPlan(p, &err[0], "convolution")
 }
 

@@ -20,6 +20,8 @@
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 
+#include "wino.h"
+
 // ---------------------------------------------------------------------------
 // Version-specific part.
 #if DNNL_VERSION_MAJOR >= 3
@@ -221,6 +223,11 @@ typedef struct {
     // building state
     int npost;
     shim_step post[MAXSTEP];
+    // Winograd F(2x2,3x3) plans (wino.h) have no primitives: wk is the
+    // convolution kind + 1, wd its dims, wh the last bound buffers.
+    int wk;
+    int64_t wd[13];
+    void *wh[3];
 } shim_plan;
 
 // One context per process: the backend is a singleton per engine and all
@@ -471,10 +478,27 @@ static int bind_own(shim_plan *p) {
 
 // shim_exec binds the caller's buffers and runs the plan; one cgo call per
 // kernel.
+static int wino_run(shim_plan *p) {
+    use_threads(g_nthr);
+    switch (p->wk - 1) {
+    case 0: return wino_conv(0, p->wd, p->wh[0], p->wh[1], p->wh[2]);
+    case 1: return wino_conv(1, p->wd, p->wh[0], p->wh[1], p->wh[2]);
+    default: return wino_bwd_w(p->wd, p->wh[0], p->wh[1], p->wh[2]);
+    }
+}
+
 static int shim_exec(shim_plan *p, void *h0, void *h1, void *h2, void *h3, void *h4, void *h5,
         void *h6, void *h7, void *h8, void *h9) {
     void *h[NSLOT] = {h0, h1, h2, h3, h4, h5, h6, h7, h8, h9};
     note_thread();
+    if (p->wk) {
+        // Slots as for shim_conv: forward x w b y; backward data dy w dx;
+        // backward weights x dy dw db.
+        p->wh[0] = h0;
+        p->wh[1] = h1;
+        p->wh[2] = p->wk == 1 ? h3 : h2;
+        return wino_run(p);
+    }
     for (int i = 0; i < NSLOT; i++)
         if (p->user[i] && dnnl_memory_set_data_handle(p->user[i], h[i]) != dnnl_success) return -1;
     if (bind_own(p)) return -3;
@@ -494,6 +518,12 @@ static int shim_exec(shim_plan *p, void *h0, void *h1, void *h2, void *h3, void 
 // that benchmarks compare the Go layer against.
 static double shim_run_main(shim_plan *p, int iters) {
     struct timespec a, b;
+    if (p->wk) {
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        for (int i = 0; i < iters; i++) wino_run(p);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        return (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+    }
     shim_step *s = &p->st[p->main];
     // Plans created since the last run may have moved the shared buffers.
     bind_own(p);
@@ -620,6 +650,24 @@ done:
     if (hint) dnnl_primitive_desc_destroy(hint);
     if (attr) dnnl_primitive_attr_destroy(attr);
     md_free(xu); md_free(yu); md_free(wu); md_free(bu); md_free(xa); md_free(ya); md_free(wa);
+    return p;
+}
+
+// shim_conv_wino23 builds a Winograd F(2x2,3x3) plan (wino.h), or fails if
+// the shape, layouts or CPU do not allow one.
+static shim_plan *shim_conv_wino23(int kind, const int64_t *d, int xl, int yl, int bias, char *err) {
+    if (!wino_ok(d, xl, yl, bias)) {
+        snprintf(err, 256, "no F(2x2,3x3) Winograd for this shape, layout or CPU");
+        return NULL;
+    }
+    shim_plan *p = plan_new();
+    if (!p) {
+        snprintf(err, 256, "out of memory");
+        return NULL;
+    }
+    p->wk = kind + 1;
+    memcpy(p->wd, d, sizeof p->wd);
+    snprintf(p->impl, sizeof p->impl, "simclr:wino_f2x3");
     return p;
 }
 
