@@ -319,11 +319,11 @@ func (b *backend) convKey(kind int, dm *[13]int64, xl, yl int, bias bool) pkey {
 // it the choice is worth less than the timing.
 var convTuneMinFLOP = 2e8
 
-// convTuneBatch is the batch prefix the engine's Winograd kernel is timed
-// on (every layout here keeps the batch outermost): per-image cost is close
-// to flat in the batch, and timing whole batches of a big network would add
-// a minute to the first step.
-const convTuneBatch = 32
+// convTuneFLOP sets the batch prefix the engine's Winograd kernel is timed
+// on (every layout here keeps the batch outermost): enough images for about
+// this much work, so that per-call costs do not decide, but not the whole
+// batch, which for a big network would add a minute to the first step.
+const convTuneFLOP = 1.5e9
 
 // chooseConv builds the plan to use for a convolution. Candidates: oneDNN's
 // direct kernel; oneDNN's Winograd for 3x3 stride-1 shapes where it has one
@@ -361,7 +361,7 @@ func (b *backend) chooseConv(kind int, dm *[13]int64, xl, yl int, bias bool, h *
 }
 
 // chooseOwnWino decides between the direct plan (or its error) and the
-// engine's Winograd kernel, timed on the first convTuneBatch images.
+// engine's Winograd kernel, timed on a prefix of the batch (convTuneFLOP).
 func (b *backend) chooseOwnWino(kind int, dm *[13]int64, xl, yl int, bias bool, h *handles, direct *plan, derr error) *plan {
 	own, oerr := newWinoPlan(kind, dm, xl, yl, bias)
 	if oerr != nil {
@@ -375,10 +375,11 @@ func (b *backend) chooseOwnWino(kind int, dm *[13]int64, xl, yl int, bias bool, 
 		return own
 	}
 	tdm := *dm
-	tdm[0] = min(tdm[0], convTuneBatch)
+	perImage := convFLOP(dm) / float64(dm[0])
+	tdm[0] = min(tdm[0], max(8, int64(convTuneFLOP/perImage)))
 	td, err1 := newConvPlan(kind, false, &tdm, xl, yl, bias)
 	to, err2 := newWinoPlan(kind, &tdm, xl, yl, bias)
-	faster := err1 == nil && err2 == nil && timePlan(to, h) < timePlan(td, h)
+	faster := err1 == nil && err2 == nil && clearlyFaster(to, td, h)
 	for _, p := range []*plan{td, to} {
 		if p != nil {
 			p.free()
@@ -390,6 +391,24 @@ func (b *backend) chooseOwnWino(kind int, dm *[13]int64, xl, yl int, bias bool, 
 	}
 	own.free()
 	return direct
+}
+
+// clearlyFaster times plans a and b alternately (after a warm-up run of
+// each, so that a change of machine load hits both) and reports whether a's
+// best time beats b's by 5%: near-ties keep oneDNN's kernel.
+func clearlyFaster(a, b *plan, h *handles) bool {
+	must("convolution", a.exec(h))
+	must("convolution", b.exec(h))
+	ta, tb := time.Duration(1<<63-1), time.Duration(1<<63-1)
+	for range 3 {
+		t := time.Now()
+		must("convolution", a.exec(h))
+		ta = min(ta, time.Since(t))
+		t = time.Now()
+		must("convolution", b.exec(h))
+		tb = min(tb, time.Since(t))
+	}
+	return float64(ta) < 0.95*float64(tb)
 }
 
 // convFLOP is the multiply-add count x2 of a convolution with dims dm.

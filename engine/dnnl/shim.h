@@ -478,13 +478,37 @@ static int bind_own(shim_plan *p) {
 
 // shim_exec binds the caller's buffers and runs the plan; one cgo call per
 // kernel.
+// wino_run runs a Winograd plan. With ONEDNN_VERBOSE set it prints an exec
+// line in oneDNN's format, so profiles made from that output include it.
 static int wino_run(shim_plan *p) {
-    use_threads(g_nthr);
-    switch (p->wk - 1) {
-    case 0: return wino_conv(0, p->wd, p->wh[0], p->wh[1], p->wh[2]);
-    case 1: return wino_conv(1, p->wd, p->wh[0], p->wh[1], p->wh[2]);
-    default: return wino_bwd_w(p->wd, p->wh[0], p->wh[1], p->wh[2]);
+    static int verbose = -1;
+    if (verbose < 0) {
+        const char *v = getenv("ONEDNN_VERBOSE");
+        if (!v) v = getenv("DNNL_VERBOSE");
+        verbose = v && atoi(v) > 0;
     }
+    struct timespec a, b;
+    if (verbose) clock_gettime(CLOCK_MONOTONIC, &a);
+    use_threads(g_nthr);
+    int r;
+    switch (p->wk - 1) {
+    case 0: r = wino_conv(0, p->wd, p->wh[0], p->wh[1], p->wh[2]); break;
+    case 1: r = wino_conv(1, p->wd, p->wh[0], p->wh[1], p->wh[2]); break;
+    default: r = wino_bwd_w(p->wd, p->wh[0], p->wh[1], p->wh[2]); break;
+    }
+    if (verbose) {
+        static const char *prop[3] = {"forward_training", "backward_data", "backward_weights"};
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        const int64_t *d = p->wd;
+        printf("onednn_verbose,exec,cpu,convolution,%s,%s,,,alg:convolution_winograd,"
+               "mb%ld_ic%ldoc%ld_ih%ldoh%ldkh%ldsh%ldph%ld_iw%ldow%ldkw%ldsw%ldpw%ld,%g\n",
+                p->impl, prop[p->wk - 1], (long)d[0], (long)d[1], (long)d[4], (long)d[2],
+                (long)d[7], (long)d[5], (long)d[9], (long)d[11], (long)d[3], (long)d[8],
+                (long)d[6], (long)d[10], (long)d[12],
+                1e3 * ((double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec)));
+        fflush(stdout);
+    }
+    return r;
 }
 
 static int shim_exec(shim_plan *p, void *h0, void *h1, void *h2, void *h3, void *h4, void *h5,
