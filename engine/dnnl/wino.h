@@ -195,6 +195,84 @@ static int wino_gemm(int ta, int64_t m, int64_t n, int64_t k, const float *a, in
             == dnnl_success ? 0 : -1;
 }
 
+// Small channel counts (8..64) make the products too thin for a threaded
+// GEMM to beat memory: there each thread takes its own chunks of tiles,
+// small enough to stay in its L2 cache from input transform through the
+// products (sgemm runs single-threaded inside a parallel region; a
+// hand-written 4-row kernel measured 20-35% slower) to output transform.
+// Below 32 channels the transforms alone cost more than oneDNN's direct
+// kernel, and the tuner keeps that. WINO_SMALL is the largest channel count handled that way.
+enum { WINO_SMALL = 64, WINO_TILES = 256 };
+
+static float *g_wt;
+static size_t g_wt_n;
+
+static int64_t wino_small_chunk(int64_t ch) {
+    int64_t t = (1 << 15) / ch; // 128 KB per buffer
+    return t < WINO_TILES ? t : WINO_TILES;
+}
+
+static int wino_conv_small(const int64_t *d, int64_t Ci, int64_t Co, const float *in,
+        const float *U, float *out) {
+    const int64_t H = d[2], W = d[3], T = d[0] * (H / 2) * (W / 2);
+    const int64_t tc = wino_small_chunk(Ci > Co ? Ci : Co), nch = (T + tc - 1) / tc;
+    const int nt = omp_get_max_threads();
+    const int64_t per = 16 * tc * (Ci + Co);
+    float *buf = wino_buf(&g_wt, &g_wt_n, per * nt);
+    if (!buf) return -5;
+    int bad = 0;
+#pragma omp parallel num_threads(nt)
+    {
+        float *V = buf + per * omp_get_thread_num(), *M = V + 16 * tc * Ci;
+#pragma omp for schedule(static)
+        for (int64_t ch = 0; ch < nch; ch++) {
+            int64_t t0 = ch * tc, n = T - t0 < tc ? T - t0 : tc;
+            wino_in(in, Ci, H, W, t0, n, V);
+            for (int xi = 0; xi < 16; xi++)
+                if (wino_gemm(0, n, Co, Ci, V + xi * n * Ci, Ci, U + xi * Ci * Co, Co, 0.0f,
+                            M + xi * n * Co, Co))
+                    bad = 1;
+            wino_out(M, Co, H, W, t0, n, out);
+        }
+    }
+    return bad ? -6 : 0;
+}
+
+static int wino_bwd_w_small(const int64_t *d, const float *x, const float *dy, float *Hs) {
+    const int64_t C = d[1], H = d[2], W = d[3], O = d[4], T = d[0] * (H / 2) * (W / 2);
+    const int64_t tc = wino_small_chunk(C > O ? C : O), nch = (T + tc - 1) / tc;
+    const int nt = omp_get_max_threads();
+    const int64_t per = 16 * tc * (C + O) + 16 * C * O;
+    float *buf = wino_buf(&g_wt, &g_wt_n, per * nt);
+    if (!buf) return -5;
+    int bad = 0;
+#pragma omp parallel num_threads(nt)
+    {
+        int id = omp_get_thread_num();
+        float *V = buf + per * id, *Z = V + 16 * tc * C, *P = Z + 16 * tc * O;
+        memset(P, 0, 16 * C * O * sizeof(float));
+#pragma omp for schedule(static)
+        for (int64_t ch = 0; ch < nch; ch++) {
+            int64_t t0 = ch * tc, n = T - t0 < tc ? T - t0 : tc;
+            wino_in(x, C, H, W, t0, n, V);
+            wino_dy(dy, O, H, W, t0, n, Z);
+            for (int xi = 0; xi < 16; xi++)
+                if (wino_gemm(1, C, O, n, V + xi * n * C, C, Z + xi * n * O, O, 1.0f,
+                            P + xi * C * O, O))
+                    bad = 1;
+        }
+    }
+    // Sum the per-thread partial products.
+    const int64_t m = 16 * C * O;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < m; i++) {
+        float acc = 0;
+        for (int id = 0; id < nt; id++) acc += buf[per * id + 16 * tc * (C + O) + i];
+        Hs[i] = acc;
+    }
+    return bad ? -6 : 0;
+}
+
 // wino_conv runs the forward (kind 0: in x, w -> y) or backward data
 // (kind 1: in dy, w -> dx) of a convolution with dims d (N C H W O ...).
 static int wino_conv(int kind, const int64_t *d, const float *in, const float *w, float *out) {
@@ -202,10 +280,12 @@ static int wino_conv(int kind, const int64_t *d, const float *in, const float *w
     const int64_t Ci = kind == 0 ? d[1] : d[4], Co = kind == 0 ? d[4] : d[1];
     const int64_t T = N * (H / 2) * (W / 2), tc = wino_chunk(T, Ci > Co ? Ci : Co);
     float *U = wino_buf(&g_wu, &g_wu_n, 16 * Ci * Co);
+    if (!U) return -5;
+    wino_u(w, d[4], d[1], kind == 1, U);
+    if (Ci <= WINO_SMALL && Co <= WINO_SMALL) return wino_conv_small(d, Ci, Co, in, U, out);
     float *V = wino_buf(&g_wv, &g_wv_n, 16 * tc * Ci);
     float *M = wino_buf(&g_wm, &g_wm_n, 16 * tc * Co);
-    if (!U || !V || !M) return -5;
-    wino_u(w, d[4], d[1], kind == 1, U);
+    if (!V || !M) return -5;
     for (int64_t t0 = 0; t0 < T; t0 += tc) {
         int64_t n = T - t0 < tc ? T - t0 : tc;
         wino_in(in, Ci, H, W, t0, n, V);
@@ -223,6 +303,12 @@ static int wino_bwd_w(const int64_t *d, const float *x, const float *dy, float *
     const int64_t N = d[0], C = d[1], H = d[2], W = d[3], O = d[4];
     const int64_t T = N * (H / 2) * (W / 2), tc = wino_chunk(T, C > O ? C : O);
     float *Hs = wino_buf(&g_wu, &g_wu_n, 16 * C * O);
+    if (!Hs) return -5;
+    if (C <= WINO_SMALL && O <= WINO_SMALL) {
+        int r = wino_bwd_w_small(d, x, dy, Hs);
+        if (r == 0) wino_dw(Hs, O, C, dw);
+        return r;
+    }
     float *V = wino_buf(&g_wv, &g_wv_n, 16 * tc * C);
     float *Z = wino_buf(&g_wm, &g_wm_n, 16 * tc * O);
     if (!Hs || !V || !Z) return -5;

@@ -21,7 +21,9 @@ func TestOwnWinograd(t *testing.T) {
 		{1, 8, 2, 2, 8, 3, 1, 1},
 		{2, 16, 8, 6, 24, 3, 1, 1},
 		{3, 8, 4, 4, 16, 3, 1, 1},
-		{64, 64, 8, 8, 8, 3, 1, 1}, // 1024 tiles of 64 channels: 2 chunks
+		{64, 64, 8, 8, 8, 3, 1, 1},  // per-thread path (<= 64 channels), 4 chunks
+		{4, 72, 4, 6, 80, 3, 1, 1},  // threaded-GEMM path (> 64 channels)
+		{128, 72, 8, 8, 8, 3, 1, 1}, // threaded-GEMM path, 2 chunks
 	}
 	ran := false
 	for _, c := range cases {
