@@ -321,8 +321,9 @@ var convTuneMinFLOP = 2e8
 
 // convTuneFLOP sets the batch prefix the engine's Winograd kernel is timed
 // on (every layout here keeps the batch outermost): enough images for about
-// this much work, so that per-call costs do not decide, but not the whole
-// batch, which for a big network would add a minute to the first step.
+// this much work and for full tile chunks (winoTuneBatch), so that per-call
+// costs do not decide, but not the whole batch, which for a big network
+// would add a minute to the first step.
 const convTuneFLOP = 1.5e9
 
 // chooseConv builds the plan to use for a convolution. Candidates: oneDNN's
@@ -376,7 +377,7 @@ func (b *backend) chooseOwnWino(kind int, dm *[13]int64, xl, yl int, bias bool, 
 	}
 	tdm := *dm
 	perImage := convFLOP(dm) / float64(dm[0])
-	tdm[0] = min(tdm[0], max(8, int64(convTuneFLOP/perImage)))
+	tdm[0] = min(tdm[0], max(8, int64(convTuneFLOP/perImage), winoTuneBatch(dm)))
 	td, err1 := newConvPlan(kind, false, &tdm, xl, yl, bias)
 	to, err2 := newWinoPlan(kind, &tdm, xl, yl, bias)
 	faster := err1 == nil && err2 == nil && clearlyFaster(to, td, h)

@@ -74,6 +74,12 @@ func newWinoPlan(kind int, d *[13]int64, xl, yl int, bias bool) (*plan, error) {
 	return finishPlan(p, &err[0], "convolution")
 }
 
+// winoTuneBatch is the smallest batch on which the engine's Winograd kernel
+// for dims d runs as it does on big batches (full tile chunks).
+func winoTuneBatch(d *[13]int64) int64 {
+	return int64(C.shim_wino_tune_batch((*C.int64_t)(unsafe.Pointer(&d[0]))))
+}
+
 // newBNPlan builds a batch-norm plan; serial asks for one thread (which
 // SIMCLR_DNNL_SERIAL_MEMOPS may override, see cMemopsMode).
 func newBNPlan(kind int, dims *[4]int64, nd, lay, dyl int, eps float32, relu, global, serial bool) (*plan, error) {

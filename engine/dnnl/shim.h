@@ -695,6 +695,11 @@ static shim_plan *shim_conv_wino23(int kind, const int64_t *d, int xl, int yl, i
     return p;
 }
 
+static int64_t shim_wino_tune_batch(const int64_t *d) {
+    use_threads(g_nthr);
+    return wino_tune_batch(d);
+}
+
 // shim_bn builds a batch-norm plan on dims (nd 2 or 4) in layout lay.
 // kind 0: training forward; 1: inference forward; 2: backward (fused ReLU
 // reads the forward workspace); 3: backward with the ReLU mask taken from y

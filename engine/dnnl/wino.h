@@ -325,6 +325,17 @@ static int wino_bwd_w(const int64_t *d, const float *x, const float *dy, float *
     return 0;
 }
 
+// wino_tune_batch is the smallest batch whose timing reflects the kernel at
+// full batch: two full tile chunks per thread (small path) or in all.
+static int64_t wino_tune_batch(const int64_t *d) {
+    int64_t ch = d[1] > d[4] ? d[1] : d[4], tpi = (d[2] / 2) * (d[3] / 2), need;
+    if (d[1] <= WINO_SMALL && d[4] <= WINO_SMALL)
+        need = 2 * omp_get_max_threads() * wino_small_chunk(ch);
+    else
+        need = 2 * wino_chunk(INT64_MAX, ch);
+    return (need + tpi - 1) / tpi;
+}
+
 // wino_ok says whether dims d (N C H W O KH KW OH OW SH SW PH PW) with
 // layouts xl, yl can run here.
 static int wino_ok(const int64_t *d, int xl, int yl, int bias) {
