@@ -210,6 +210,15 @@ func (d *dispatcher) wsFor(y *engine.Tensor, size int, lay engine.Layout) *wsRef
 	return &wsRef{buf: wb, gen: d.gen, lay: lay}
 }
 
+// wsBytes is the size of all indexed workspace buffers.
+func (d *dispatcher) wsBytes() int {
+	n := 0
+	for _, wb := range d.ws {
+		n += len(wb.data)
+	}
+	return n
+}
+
 func ptr(t *engine.Tensor) unsafe.Pointer {
 	if t == nil {
 		return nil
@@ -566,6 +575,7 @@ func (b *backend) BatchNorm(y, x, gamma, beta, mean, variance *engine.Tensor, p 
 	if p.Train {
 		kind = 0
 	}
+	var ref *wsRef
 	b.d.do(func() {
 		d := b.d
 		h := handles{ptr(x), ptr(gamma), ptr(beta), ptr(mean), ptr(variance), ptr(y)}
@@ -575,11 +585,20 @@ func (b *backend) BatchNorm(y, x, gamma, beta, mean, variance *engine.Tensor, p 
 			if pl.ws == 0 {
 				return
 			}
-			// The fused ReLU's mask (1 byte per element) is not kept for
-			// the backward, which takes the mask from y instead (kept
-			// anyway as the next layer's input): a kept mask per layer
-			// cost 160 MB at ResNet-18 B=256 for a saving of one
-			// elementwise pass. Every forward writes the same buffer.
+			// The fused ReLU's mask (1 byte per element) lets the
+			// backward skip an elementwise pass over dy. Masks are kept
+			// up to bnKeepBytes in all (40 MB for ResNet-18 width 1/4 at
+			// B=256, but 160 MB at full width, which would cost more
+			// memory than the pass is worth); past that the backward
+			// takes the mask from y (kept anyway as the next layer's
+			// input) and every forward writes one throwaway buffer.
+			// Buffers are keyed by y's storage, which the tape's pool
+			// hands out in the same order every step.
+			if wb := d.ws[uintptr(ptr(y))]; (wb != nil && len(wb.data) == pl.ws) || d.wsBytes()+pl.ws <= bnKeepBytes {
+				ref = d.wsFor(y, pl.ws, x.Layout())
+				h[6] = unsafe.Pointer(unsafe.SliceData(ref.buf.data))
+				return
+			}
 			if len(d.bnWS) < pl.ws {
 				d.bnWS = make([]byte, pl.ws)
 			}
@@ -587,8 +606,14 @@ func (b *backend) BatchNorm(y, x, gamma, beta, mean, variance *engine.Tensor, p 
 		})
 	})
 	y.SetLayout(x.Layout())
-	return nil
+	if ref == nil {
+		return nil
+	}
+	return ref
 }
+
+// bnKeepBytes bounds the batch-norm ReLU masks kept for backward passes.
+var bnKeepBytes = 64 << 20
 
 func (b *backend) BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, variance *engine.Tensor, ws engine.Workspace, p engine.BNParams) {
 	dims, nd := bnDims("BatchNormBackward", x, gamma, mean, variance, dgamma, dbeta)

@@ -13,15 +13,34 @@
 // (engine.Blocked16 / engine.Blocked8) between kernels; weights stay OIHW in
 // Go and are reordered inside each convolution call.
 //
-// For 3x3 stride-1 convolutions the Winograd algorithm is used where oneDNN
-// implements it (AVX-512 CPUs) and measures faster on first use (a few timed
-// runs of each when the plan is created); set SIMCLR_CONV_ALGO=direct|
-// winograd|auto (default auto) to force a choice. "winograd" still uses
-// direct convolution for shapes Winograd does not cover. Winograd is less
-// accurate: the tests hold direct algorithms to a relative error (max|a-b| /
-// max(1, max|ref|)) of 1e-4 against the float64-accumulating Reference, and
-// Winograd to 2e-3, a bound from oneDNN's documented F(4x4,3x3) behaviour
-// that has not been measured on an AVX-512 machine yet.
+// For 3x3 stride-1 convolutions a Winograd algorithm is used where it
+// measures faster on first use: oneDNN's F(4x4,3x3) where oneDNN has it
+// (AVX-512 CPUs), and on AVX2 CPUs, where oneDNN 2.x has none, the engine's
+// own F(2x2,3x3) (wino.h: forward, backward data and backward weights on
+// 8-channel blocks, pad 1, even sides, no bias; the 16 products of each
+// run through dnnl_sgemm). The candidates are timed against the direct
+// kernel, alternately, on a prefix of the first batch (for the engine's
+// kernel only when a call is worth at least 0.2 GFLOP); the engine's kernel
+// must win by 5%. On the 2-core AVX2 box it took every 3x3 stride-1 layer
+// of a full-width ResNet-18 (1.3-1.9x faster per layer than oneDNN's direct
+// kernel) and the 32-128 channel ones of width 1/4. SIMCLR_CONV_ALGO=
+// direct|winograd|auto (default auto) forces a choice; "winograd" still
+// uses direct convolution for shapes no Winograd kernel covers. The tests
+// hold direct algorithms to a relative error (max|a-b| / max(1, max|ref|))
+// of 1e-4 against the float64-accumulating Reference; the engine's
+// F(2x2,3x3) meets the same bound (its transforms only add, subtract and
+// halve); oneDNN's F(4x4,3x3) is held to 2e-3, a bound from its
+// documentation that has not been measured on an AVX-512 machine yet.
+// With ONEDNN_VERBOSE set the engine's kernel prints exec lines in
+// oneDNN's format (implementation "simclr:wino_f2x3").
+//
+// Memory-bound kernels (eltwise, binary, reorders, pooling) run on the
+// whole OpenMP pool. Batch norm is built both ways and each plan runs on
+// one thread or the pool by measured time: oneDNN's JIT batch norm spins
+// at barriers inside the kernel, which made it 5-10x slower on 2 threads
+// when another process held a core. SIMCLR_DNNL_SERIAL_MEMOPS=1 (or 0)
+// puts every memory-bound kernel on one thread (or the pool), read when
+// the backend is created.
 //
 // Accuracy measured on an AVX2 machine (direct algorithms): every kernel
 // within 8e-7 of the Reference (largest: convolutions); the gradients of a

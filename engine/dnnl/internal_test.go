@@ -4,6 +4,10 @@ package dnnl
 
 import (
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -13,7 +17,9 @@ import (
 // TestSteadyStateCreatesNothing runs the same training step repeatedly on
 // a pooled tape: once the first steps have built every plan (batch norms
 // get one per thread mode, both tried in steps 1-4), no plan (the only
-// oneDNN allocations) and no workspace buffer may be created.
+// oneDNN allocations) and no workspace buffer may be created, and the
+// fused BN+ReLU backward finds its kept masks valid (no fallback plan that
+// masks with y appears). With no mask budget the fallback runs instead.
 func TestSteadyStateCreatesNothing(t *testing.T) {
 	be := newBackend(t)
 	rng := rand.New(rand.NewPCG(8, 8))
@@ -35,6 +41,17 @@ func TestSteadyStateCreatesNothing(t *testing.T) {
 		theDisp.do(func() { plans, ws = len(theDisp.plans), len(theDisp.ws) })
 		return
 	}
+	fallbacks := func() (n int) {
+		theDisp.do(func() {
+			for k := range theDisp.plans {
+				if k.op == opBN && k.kind == 3 {
+					n++
+				}
+			}
+		})
+		return n
+	}
+	f0 := fallbacks()
 	for range 4 {
 		step()
 	}
@@ -45,6 +62,27 @@ func TestSteadyStateCreatesNothing(t *testing.T) {
 	p2, w2n := counts()
 	if p1 != p2 || w1n != w2n {
 		t.Errorf("plans %d -> %d, workspaces %d -> %d after warm-up", p1, p2, w1n, w2n)
+	}
+	if f := fallbacks(); f != f0 {
+		t.Errorf("BN backward fell back to the y-mask plan %d times: kept mask not valid", f-f0)
+	}
+
+
+	// The budget: a batch norm keeps its mask only while masks fit in it.
+	bn := func() engine.Workspace {
+		xb := toBlocked(be, randT(rng, 4, 16, 8, 8))
+		y := engine.New(xb.Shape()...)
+		m, v := engine.New(16), engine.New(16)
+		return be.BatchNorm(y, xb, g, bb, m, v, engine.BNParams{Eps: 1e-5, Train: true, ReLU: true})
+	}
+	if bn() == nil {
+		t.Errorf("training batch norm with ReLU kept no mask under the default budget")
+	}
+	old := bnKeepBytes
+	bnKeepBytes = 0
+	defer func() { bnKeepBytes = old }()
+	if bn() != nil {
+		t.Errorf("batch norm kept a mask with no budget")
 	}
 }
 
@@ -108,5 +146,43 @@ func TestModeStat(t *testing.T) {
 	p = count(10 * probeEvery)
 	if p[0] > 15 {
 		t.Errorf("busy machine: the slow mode ran %d of %d calls after the change", p[0], 10*probeEvery)
+	}
+}
+
+// TestWorkersBlockSignals checks that the OpenMP worker threads run with
+// every signal blocked, so that Go's handlers (SIGPROF while profiling,
+// SIGINT on Ctrl-C) never run on a worker's stack in the middle of a JIT
+// kernel: before they were blocked, `simclr bench --cpuprofile` crashed
+// with heap corruption within a minute. Linux only (reads /proc).
+func TestWorkersBlockSignals(t *testing.T) {
+	be := newBackend(t)
+	if maxThreads() < 2 {
+		t.Skip("one thread: no OpenMP workers")
+	}
+	rng := rand.New(rand.NewPCG(5, 5))
+	x, w := randT(rng, 8, 16, 16, 16), randT(rng, 16, 16, 3, 3)
+	be.Conv2D(engine.New(8, 16, 16, 16), x, w, nil, engine.ConvParams{StrideH: 1, StrideW: 1, PadH: 1, PadW: 1})
+	tasks, err := filepath.Glob("/proc/self/task/*/status")
+	if err != nil || len(tasks) == 0 {
+		t.Skip("no /proc/self/task")
+	}
+	const sigint, sigprof = 2, 27
+	blocked := 0
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // the thread exited
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "SigBlk:"); ok {
+				m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+				if err == nil && m&(1<<(sigint-1)) != 0 && m&(1<<(sigprof-1)) != 0 {
+					blocked++
+				}
+			}
+		}
+	}
+	if blocked < maxThreads()-1 {
+		t.Errorf("%d threads block SIGINT and SIGPROF, want at least the %d OpenMP workers", blocked, maxThreads()-1)
 	}
 }

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <time.h>
 #include <omp.h>
+#include <pthread.h>
+#include <signal.h>
 #include <oneapi/dnnl/dnnl.h>
 
 #include "wino.h"
@@ -280,6 +282,24 @@ static inline void note_thread(void) {
 }
 static int shim_threads_seen(void) { return __atomic_load_n(&g_threads_seen, __ATOMIC_RELAXED); }
 
+// spawn_pool starts the OpenMP pool's n-1 worker threads with every signal
+// blocked: threads inherit the creator's signal mask, and a signal handler
+// (Go's, for SIGPROF while profiling or SIGINT on Ctrl-C) run on a worker's
+// own stack in the middle of a JIT kernel corrupted memory (oneDNN's
+// kernels may keep data below the stack pointer). Blocked there, signals
+// go to Go's threads, which have signal stacks. libgomp keeps its workers,
+// so later regions of at most n threads reuse them.
+static void spawn_pool(int n) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+#pragma omp parallel num_threads(n)
+    {
+        __asm__ volatile("" ::: "memory");
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 static int shim_init(int threads, char *err) {
     note_thread();
     if (threads > 0) {
@@ -288,6 +308,7 @@ static int shim_init(int threads, char *err) {
     }
     g_nthr = omp_get_max_threads();
     g_cur_nthr = g_nthr;
+    spawn_pool(g_nthr);
     const char *sm = getenv("SIMCLR_DNNL_SERIAL_MEMOPS");
     g_serial_memops = !sm || !sm[0] ? -1 : sm[0] == '0' ? 0 : 1;
     if (g_eng) return 0;
