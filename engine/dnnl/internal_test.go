@@ -67,7 +67,6 @@ func TestSteadyStateCreatesNothing(t *testing.T) {
 		t.Errorf("BN backward fell back to the y-mask plan %d times: kept mask not valid", f-f0)
 	}
 
-
 	// The budget: a batch norm keeps its mask only while masks fit in it.
 	bn := func() engine.Workspace {
 		xb := toBlocked(be, randT(rng, 4, 16, 8, 8))
