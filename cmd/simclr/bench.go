@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"syscall"
 	"time"
@@ -29,7 +27,6 @@ type benchOpts struct {
 	Width, Temperature              float64
 	Batch, Steps, Warmup, Threads   int
 	Size                            int
-	CPUProfile                      string
 }
 
 // benchResult is the JSON line bench prints; the names follow
@@ -83,17 +80,6 @@ reference counts them) and the backend.`,
 			if err != nil {
 				return err
 			}
-			if o.CPUProfile != "" {
-				f, err := os.Create(o.CPUProfile)
-				if err != nil {
-					return fmt.Errorf("--cpuprofile: %w", err)
-				}
-				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return fmt.Errorf("--cpuprofile %s: %w", o.CPUProfile, err)
-				}
-				defer pprof.StopCPUProfile()
-			}
 			res, err := runBench(o, b)
 			if err != nil {
 				return err
@@ -119,7 +105,6 @@ reference counts them) and the backend.`,
 	f.StringVar(&o.Mode, "mode", "train", "train (forward+NT-Xent+backward+LARS) | embed (encoder, eval, no grad)")
 	f.StringVar(&o.Backend, "backend", "auto", "auto (oneDNN when built in) | dnnl | reference")
 	f.Float64Var(&o.Temperature, "temperature", 0.5, "NT-Xent temperature")
-	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a Go CPU profile (go tool pprof) of the whole run to this file")
 	return cmd
 }
 

@@ -7,6 +7,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 
@@ -20,9 +21,32 @@ var rootCmd = &cobra.Command{
 	SilenceErrors: true,
 }
 
+// cpuProfile is the --cpuprofile file of any subcommand (go tool pprof).
+var cpuProfile string
+
+func init() {
+	rootCmd.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the command to this file (go tool pprof; oneDNN's time shows as cgo calls of one thread)")
+	rootCmd.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if cpuProfile == "" {
+			return nil
+		}
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return fmt.Errorf("--cpuprofile %s: %w", cpuProfile, err)
+		}
+		return nil
+	}
+}
+
 func main() {
 	dnnl.SetupProcess() // passive OpenMP waiting; may re-execute the program once
-	if err := rootCmd.Execute(); err != nil {
+	err := rootCmd.Execute()
+	pprof.StopCPUProfile() // flushes the profile; a no-op without one
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "simclr:", err)
 		os.Exit(1)
 	}
