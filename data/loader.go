@@ -310,6 +310,7 @@ func (e *engine) iterate(first, last, batch int, setup func(b int, j *job),
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			backgroundThread()
 			pcg := rand.NewPCG(0, 0)
 			w := &worker{pcg: pcg, rng: rand.New(pcg)}
 			for {
