@@ -117,16 +117,6 @@ type convCase struct{ n, c, h, w, o, k, s, p int }
 
 func TestConv(t *testing.T) { testConv(t, newBackend(t)) }
 
-// TestConvAuto runs the convolutions with SIMCLR_CONV_ALGO=auto: Winograd
-// where oneDNN has it (AVX-512) and it measures faster, direct elsewhere.
-func TestConvAuto(t *testing.T) {
-	t.Setenv("SIMCLR_CONV_ALGO", "auto")
-	// Time the candidates even on these small shapes.
-	old := convTuneMinFLOP
-	convTuneMinFLOP = 0
-	defer func() { convTuneMinFLOP = old }()
-	testConv(t, newBackend(t))
-}
 
 // TestConvWinograd forces Winograd wherever a kernel exists: oneDNN's on
 // AVX-512, the engine's F(2x2,3x3) on AVX2 (3x3 stride-1 pad-1 shapes with

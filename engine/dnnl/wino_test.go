@@ -10,6 +10,17 @@ import (
 	"github.com/simclr-go/simclr/engine"
 )
 
+// TestConvAuto runs the convolutions with SIMCLR_CONV_ALGO=auto, timing
+// the candidates even on these small shapes: Winograd (oneDNN's on AVX-512,
+// the engine's on AVX2) where it measures faster, direct elsewhere.
+func TestConvAuto(t *testing.T) {
+	t.Setenv("SIMCLR_CONV_ALGO", "auto")
+	old := convTuneMinFLOP
+	convTuneMinFLOP = 0
+	defer func() { convTuneMinFLOP = old }()
+	testConv(t, newBackend(t))
+}
+
 // TestOwnWinograd checks the engine's F(2x2,3x3) kernels (wino.h) against
 // the plain-Go reference in all three directions, on blocked activations,
 // for batch 1 and shapes that span several tile chunks.
