@@ -172,12 +172,13 @@ import (
 // nativeJPEG reports whether JPEGs are decoded by libjpeg.
 const nativeJPEG = true
 
-// decodeJPEGNative decodes a grey or YCbCr/RGB JPEG with libjpeg. ok is
-// false for colour spaces it leaves to image/jpeg.
-func decodeJPEGNative(b []byte) (img *augment.Image, ok bool, err error) {
+// withJPEG reads b's header with libjpeg and, unless libjpeg leaves the
+// colour space to image/jpeg (ok false), calls decode with the decoder and
+// the checked size.
+func withJPEG(b []byte, decode func(s *C.sj_dec, w, h int) error) (ok bool, err error) {
 	s := C.sj_new()
 	if s == nil {
-		return nil, true, errors.New("decoding jpeg: cannot allocate a libjpeg decoder")
+		return true, errors.New("decoding jpeg: cannot allocate a libjpeg decoder")
 	}
 	defer C.sj_free(s)
 	// libjpeg's memory source keeps a pointer to b between the two calls.
@@ -187,45 +188,45 @@ func decodeJPEGNative(b []byte) (img *augment.Image, ok bool, err error) {
 	var w, h C.int
 	switch C.sj_header(s, (*C.uchar)(unsafe.Pointer(&b[0])), C.ulong(len(b)), &w, &h) {
 	case 1:
-		return nil, false, nil
+		return false, nil
 	case -1:
-		return nil, true, fmt.Errorf("decoding jpeg header: %s", C.GoString(&s.e.msg[0]))
+		return true, fmt.Errorf("decoding jpeg header: %s", C.GoString(&s.e.msg[0]))
 	}
 	if err := checkSize("jpeg", int(w), int(h)); err != nil {
-		return nil, true, err
+		return true, err
 	}
-	img = augment.NewImage(int(w), int(h))
-	if C.sj_decode(s, (*C.float)(unsafe.Pointer(&img.Pix[0]))) != 0 {
-		return nil, true, fmt.Errorf("decoding jpeg: %s", C.GoString(&s.e.msg[0]))
+	return true, decode(s, int(w), int(h))
+}
+
+// decodeJPEGNative decodes a grey or YCbCr/RGB JPEG with libjpeg. ok is
+// false for colour spaces it leaves to image/jpeg.
+func decodeJPEGNative(b []byte) (img *augment.Image, ok bool, err error) {
+	ok, err = withJPEG(b, func(s *C.sj_dec, w, h int) error {
+		img = augment.NewImage(w, h)
+		if C.sj_decode(s, (*C.float)(unsafe.Pointer(&img.Pix[0]))) != 0 {
+			return fmt.Errorf("decoding jpeg: %s", C.GoString(&s.e.msg[0]))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, ok, err
 	}
-	return img, true, nil
+	return img, ok, nil
 }
 
 // decodeJPEGNative8 is decodeJPEGNative producing interleaved 8-bit RGB in
 // a buffer from pix8Pool.
 func decodeJPEGNative8(b []byte) (img *augment.Image8, ok bool, err error) {
-	s := C.sj_new()
-	if s == nil {
-		return nil, true, errors.New("decoding jpeg: cannot allocate a libjpeg decoder")
+	ok, err = withJPEG(b, func(s *C.sj_dec, w, h int) error {
+		img = newPooledImage8(w, h)
+		if C.sj_decode8(s, (*C.uchar)(unsafe.Pointer(&img.Pix[0]))) != 0 {
+			ReleaseImage8(img)
+			return fmt.Errorf("decoding jpeg: %s", C.GoString(&s.e.msg[0]))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, ok, err
 	}
-	defer C.sj_free(s)
-	var pin runtime.Pinner
-	pin.Pin(&b[0])
-	defer pin.Unpin()
-	var w, h C.int
-	switch C.sj_header(s, (*C.uchar)(unsafe.Pointer(&b[0])), C.ulong(len(b)), &w, &h) {
-	case 1:
-		return nil, false, nil
-	case -1:
-		return nil, true, fmt.Errorf("decoding jpeg header: %s", C.GoString(&s.e.msg[0]))
-	}
-	if err := checkSize("jpeg", int(w), int(h)); err != nil {
-		return nil, true, err
-	}
-	img = newPooledImage8(int(w), int(h))
-	if C.sj_decode8(s, (*C.uchar)(unsafe.Pointer(&img.Pix[0]))) != 0 {
-		ReleaseImage8(img)
-		return nil, true, fmt.Errorf("decoding jpeg: %s", C.GoString(&s.e.msg[0]))
-	}
-	return img, true, nil
+	return img, ok, nil
 }
