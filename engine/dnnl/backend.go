@@ -31,6 +31,7 @@ type dispatcher struct {
 	blk   int // preferred channel block: 16, 8 or 0 (plain)
 	plans map[pkey]*plan
 	ws    map[uintptr]*wsBuf
+	wsLen int // bytes of all buffers in ws
 	bnWS  []byte // throwaway ReLU mask of training batch norms (see BatchNorm)
 	gen   uint64
 
@@ -68,7 +69,6 @@ func (d *dispatcher) loop(ready chan<- error) {
 	err := cInit(0)
 	if err == nil {
 		d.blk = cBlockSize()
-		d.memops = cMemopsMode()
 	}
 	ready <- err
 	if err != nil {
@@ -197,26 +197,22 @@ func (d *dispatcher) wsFor(y *engine.Tensor, size int, lay engine.Layout) *wsRef
 	key := uintptr(ptr(y))
 	wb := d.ws[key]
 	if wb == nil || len(wb.data) != size {
+		if wb != nil {
+			d.wsLen -= len(wb.data)
+		}
 		if len(d.ws) >= 4096 {
 			// Callers without a buffer pool: drop the index; live
 			// workspaces keep their own buffers.
 			clear(d.ws)
+			d.wsLen = 0
 		}
 		wb = &wsBuf{data: make([]byte, size)}
 		d.ws[key] = wb
+		d.wsLen += size
 	}
 	d.gen++
 	wb.gen = d.gen
 	return &wsRef{buf: wb, gen: d.gen, lay: lay}
-}
-
-// wsBytes is the size of all indexed workspace buffers.
-func (d *dispatcher) wsBytes() int {
-	n := 0
-	for _, wb := range d.ws {
-		n += len(wb.data)
-	}
-	return n
 }
 
 func ptr(t *engine.Tensor) unsafe.Pointer {
@@ -387,15 +383,17 @@ func (b *backend) chooseOwnWino(kind int, dm *[13]int64, xl, yl int, bias bool, 
 	tdm := *dm
 	perImage := convFLOP(dm) / float64(dm[0])
 	tdm[0] = min(tdm[0], max(8, int64(convTuneFLOP/perImage), winoTuneBatch(dm)))
-	td, err1 := newConvPlan(kind, false, &tdm, xl, yl, bias)
-	to, err2 := newWinoPlan(kind, &tdm, xl, yl, bias)
-	faster := err1 == nil && err2 == nil && clearlyFaster(to, td, h)
-	for _, p := range []*plan{td, to} {
-		if p != nil {
-			p.free()
-		}
+	td, to := direct, own
+	if tdm[0] < dm[0] { // time plans for the prefix
+		var err1, err2 error
+		td, err1 = newConvPlan(kind, false, &tdm, xl, yl, bias)
+		to, err2 = newWinoPlan(kind, &tdm, xl, yl, bias)
+		must("convolution", err1)
+		must("convolution", err2)
+		defer td.free()
+		defer to.free()
 	}
-	if faster {
+	if clearlyFaster(to, td, h) {
 		direct.free()
 		return own
 	}
@@ -594,7 +592,7 @@ func (b *backend) BatchNorm(y, x, gamma, beta, mean, variance *engine.Tensor, p 
 			// input) and every forward writes one throwaway buffer.
 			// Buffers are keyed by y's storage, which the tape's pool
 			// hands out in the same order every step.
-			if wb := d.ws[uintptr(ptr(y))]; (wb != nil && len(wb.data) == pl.ws) || d.wsBytes()+pl.ws <= bnKeepBytes {
+			if wb := d.ws[uintptr(ptr(y))]; (wb != nil && len(wb.data) == pl.ws) || d.wsLen+pl.ws <= bnKeepBytes {
 				ref = d.wsFor(y, pl.ws, x.Layout())
 				h[6] = unsafe.Pointer(unsafe.SliceData(ref.buf.data))
 				return

@@ -42,15 +42,25 @@ static int64_t wino_chunk(int64_t T, int64_t ch) {
     return t < T ? t : T;
 }
 
+// wino_tile gives the image n and the top-left output pixel (h0, w0) of
+// tile t (tiles are 2x2 output pixels, image by image, row by row).
+static inline void wino_tile(int64_t t, int64_t H, int64_t W, int64_t *n, int64_t *h0, int64_t *w0) {
+    const int64_t TW = W / 2, per = (H / 2) * TW, r = t % per;
+    *n = t / per;
+    *h0 = 2 * (r / TW);
+    *w0 = 2 * (r % TW);
+}
+
 // wino_in: V[(xi*tc + tl)*C + c] = (B^T d B)[xi] of the 4x4 input tile of
 // global tile t0+tl, channel c. x is [N][C/8][H][W][8].
 WINO_TARGET static void wino_in(const float *x, int64_t C, int64_t H, int64_t W, int64_t t0,
         int64_t tc, float *V) {
-    const int64_t TW = W / 2, TH = H / 2, CB = C / 8;
+    const int64_t CB = C / 8;
 #pragma omp parallel for schedule(static)
     for (int64_t tl = 0; tl < tc; tl++) {
-        int64_t t = t0 + tl, n = t / (TH * TW), r = t % (TH * TW);
-        int64_t h0 = 2 * (r / TW) - 1, w0 = 2 * (r % TW) - 1;
+        int64_t n, h0, w0; // the input tile starts one pixel up and left (pad 1)
+        wino_tile(t0 + tl, H, W, &n, &h0, &w0);
+        h0--, w0--;
         for (int64_t cb = 0; cb < CB; cb++) {
             const float *xp = x + (n * CB + cb) * H * W * 8;
             v8 d[4][4];
@@ -86,11 +96,11 @@ WINO_TARGET static void wino_in(const float *x, int64_t C, int64_t H, int64_t W,
 // [N][O/8][H][W][8].
 WINO_TARGET static void wino_out(const float *M, int64_t O, int64_t H, int64_t W, int64_t t0,
         int64_t tc, float *y) {
-    const int64_t TW = W / 2, TH = H / 2, OB = O / 8;
+    const int64_t OB = O / 8;
 #pragma omp parallel for schedule(static)
     for (int64_t tl = 0; tl < tc; tl++) {
-        int64_t t = t0 + tl, n = t / (TH * TW), r = t % (TH * TW);
-        int64_t h0 = 2 * (r / TW), w0 = 2 * (r % TW);
+        int64_t n, h0, w0;
+        wino_tile(t0 + tl, H, W, &n, &h0, &w0);
         for (int64_t ob = 0; ob < OB; ob++) {
             v8 m[4][4];
             for (int xi = 0; xi < 16; xi++)
@@ -112,11 +122,11 @@ WINO_TARGET static void wino_out(const float *M, int64_t O, int64_t H, int64_t W
 // wino_dy: Z[(xi*tc + tl)*O + o] = (A e A^T)[xi] of the 2x2 tile e of dy.
 WINO_TARGET static void wino_dy(const float *dy, int64_t O, int64_t H, int64_t W, int64_t t0,
         int64_t tc, float *Z) {
-    const int64_t TW = W / 2, TH = H / 2, OB = O / 8;
+    const int64_t OB = O / 8;
 #pragma omp parallel for schedule(static)
     for (int64_t tl = 0; tl < tc; tl++) {
-        int64_t t = t0 + tl, n = t / (TH * TW), r = t % (TH * TW);
-        int64_t h0 = 2 * (r / TW), w0 = 2 * (r % TW);
+        int64_t n, h0, w0;
+        wino_tile(t0 + tl, H, W, &n, &h0, &w0);
         for (int64_t ob = 0; ob < OB; ob++) {
             const float *p = dy + (n * OB + ob) * H * W * 8;
             v8 e[2][2];
