@@ -31,7 +31,7 @@ type dispatcher struct {
 	blk   int // preferred channel block: 16, 8 or 0 (plain)
 	plans map[pkey]*plan
 	ws    map[uintptr]*wsBuf
-	wsLen int // bytes of all buffers in ws
+	wsLen int    // bytes of all buffers in ws
 	bnWS  []byte // throwaway ReLU mask of training batch norms (see BatchNorm)
 	gen   uint64
 

@@ -117,7 +117,6 @@ type convCase struct{ n, c, h, w, o, k, s, p int }
 
 func TestConv(t *testing.T) { testConv(t, newBackend(t)) }
 
-
 // TestConvWinograd forces Winograd wherever a kernel exists: oneDNN's on
 // AVX-512, the engine's F(2x2,3x3) on AVX2 (3x3 stride-1 pad-1 shapes with
 // even sides on 8-channel blocks); other shapes run direct.
