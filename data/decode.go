@@ -5,23 +5,52 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"io"
 	"os"
 	"strings"
 
 	"github.com/simclr-go/simclr/augment"
 )
 
-// DecodeImageFile reads and decodes one image file into planar RGB.
+// DecodeImageFile reads and decodes one image file into planar RGB. It and
+// DecodeImage (and the 8-bit DecodeImageFile8, DecodeImage8) are the only
+// decoders of user images: folder datasets, the augment command and the
+// server all go through them, so the header of every image is checked
+// against MaxImagePixels (and for an empty size) before any pixel memory is
+// allocated, and errors say which file and what is wrong.
 func DecodeImageFile(path string) (*augment.Image, error) {
-	b, err := os.ReadFile(path)
+	b, err := readImageFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("image: %w", err) // *PathError names the file
+		return nil, err
 	}
 	img, err := DecodeImage(b)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", path, err)
 	}
 	return img, nil
+}
+
+// MaxImageFileBytes bounds the size of an image file read into memory (a
+// device such as /dev/zero or a runaway file would otherwise be read until
+// memory runs out). The largest image MaxImagePixels allows, stored
+// uncompressed as 8-bit RGBA, is 256 MiB.
+const MaxImageFileBytes = 512 << 20
+
+// readImageFile reads a whole image file of at most MaxImageFileBytes.
+func readImageFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("image: %w", err) // *PathError names the file
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxImageFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", path, err)
+	}
+	if len(b) > MaxImageFileBytes {
+		return nil, fmt.Errorf("image %s: file is over the limit of %d MiB", path, MaxImageFileBytes>>20)
+	}
+	return b, nil
 }
 
 // DecodeImage decodes an encoded image (any registered format) into planar
@@ -66,7 +95,7 @@ func decodeGo(b []byte) (*augment.Image, error) {
 	}
 	m, _, err := image.Decode(bytes.NewReader(b))
 	if err != nil {
-		return nil, fmt.Errorf("decoding %s: %w", format, err)
+		return nil, fmt.Errorf("corrupt or truncated %s: %w", format, err)
 	}
 	return augment.FromImage(m)
 }

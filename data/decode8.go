@@ -7,7 +7,6 @@ import (
 	"image"
 	"image/color"
 	"math/rand/v2"
-	"os"
 	"sync"
 
 	"github.com/simclr-go/simclr/augment"
@@ -100,9 +99,9 @@ func DecodeImage8(b []byte) (*augment.Image8, error) {
 
 // DecodeImageFile8 reads and decodes one image file with DecodeImage8.
 func DecodeImageFile8(path string) (*augment.Image8, error) {
-	b, err := os.ReadFile(path)
+	b, err := readImageFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("image: %w", err)
+		return nil, err
 	}
 	img, err := DecodeImage8(b)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/simclr-go/simclr/internal/atomicfile"
 )
 
 // EmbeddingFile streams embeddings, one row per image in dataset order, to
@@ -96,7 +98,7 @@ func CreateEmbeddingFile(path string, rows, dim int, labeled bool, classNames []
 }
 
 func (e *EmbeddingFile) create(final string) (*os.File, error) {
-	f, err := os.CreateTemp(filepath.Dir(final), "."+filepath.Base(final)+".tmp*")
+	f, err := atomicfile.CreateTemp(filepath.Dir(final), "."+filepath.Base(final)+".tmp*")
 	if err != nil {
 		e.abort()
 		return nil, fmt.Errorf("embeddings: %w", err)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/nlpodyssey/safetensors"
+	"github.com/simclr-go/simclr/internal/atomicfile"
 	"github.com/simclr-go/simclr/nn"
 )
 
@@ -73,7 +74,7 @@ func ExportEncoder(path string, enc *nn.ResNet, meta map[string]string) error {
 	for k, v := range meta {
 		md[k] = v
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	f, err := atomicfile.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}

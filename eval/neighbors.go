@@ -11,6 +11,7 @@ import (
 	"sort"
 
 	"github.com/simclr-go/simclr/augment"
+	"github.com/simclr-go/simclr/internal/atomicfile"
 )
 
 // Nearest returns, for each query row index, the k rows of feats (n rows of
@@ -124,7 +125,7 @@ func NeighborGrid(rows [][]GridCell, cell int) *image.RGBA {
 
 // SavePNG writes img to path atomically.
 func SavePNG(path string, img image.Image) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	f, err := atomicfile.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("png %s: %w", path, err)
 	}

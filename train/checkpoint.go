@@ -16,6 +16,8 @@ import (
 	"unsafe"
 
 	"github.com/nlpodyssey/safetensors"
+
+	"github.com/simclr-go/simclr/internal/atomicfile"
 )
 
 // CheckpointFormat is the value of the "format" metadata key of every
@@ -219,7 +221,7 @@ func writeCheckpoint(dir string, ts []tensorEntry, meta Meta, configYAML []byte)
 		return "", fmt.Errorf("checkpoint: %w", err)
 	}
 	final := filepath.Join(dir, checkpointName(meta.Step))
-	f, err := os.CreateTemp(dir, ".ckpt-*.tmp")
+	f, err := atomicfile.CreateTemp(dir, ".ckpt-*.tmp")
 	if err != nil {
 		return "", fmt.Errorf("checkpoint: %w", err)
 	}
@@ -273,7 +275,7 @@ func syncDir(dir string) error {
 // temp-fsync-rename protocol as checkpoints.
 func writeFileAtomic(path string, b []byte) error {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*.tmp")
+	f, err := atomicfile.CreateTemp(dir, "."+filepath.Base(path)+"-*.tmp")
 	if err != nil {
 		return err
 	}

@@ -6,8 +6,7 @@ import (
 	"image"
 	"image/color"
 	"image/draw"
-	_ "image/gif" // register decoders for image.Decode
-	_ "image/jpeg"
+	"image/jpeg"
 	"image/png"
 	"io"
 	"math/rand/v2"
@@ -16,6 +15,8 @@ import (
 	"strings"
 
 	"github.com/simclr-go/simclr/augment"
+	"github.com/simclr-go/simclr/data"
+	"github.com/simclr-go/simclr/internal/atomicfile"
 	"github.com/spf13/cobra"
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
@@ -40,7 +41,9 @@ func newAugmentCmd() *cobra.Command {
 		Short: "Show SimCLR augmentations of an image (grid of random views and single operators)",
 		Long: `augment applies the SimCLR augmentation pipeline of a preset to one image.
 
-With --out it writes a PNG grid: the original (resized to the preset size and
+The image goes through the dataset loader's decoder and its pixel limit
+(data.MaxImagePixels, checked on the header before decoding). With --out it
+writes a grid (PNG, or JPEG for a .jpg/.jpeg name): the original (resized to the preset size and
 centre-cropped), N random views, then one labelled panel per single operator
 (crop, flip, colour jitter, grayscale, blur, solarize), like Figure 4 of the
 SimCLR paper. With --views-dir it writes N individual views as PNG files
@@ -55,7 +58,7 @@ SimCLR paper. With --views-dir it writes N individual views as PNG files
 	f.StringVar(&o.Preset, "preset", "cifar", "augmentation preset: "+strings.Join(augment.PresetNames(), ", "))
 	f.IntVar(&o.N, "n", 16, "number of random views")
 	f.Uint64Var(&o.Seed, "seed", 1, "random seed")
-	f.StringVar(&o.Out, "out", "", "output PNG grid")
+	f.StringVar(&o.Out, "out", "", "output grid image: .png, or .jpg/.jpeg for JPEG")
 	f.StringVar(&o.ViewsDir, "views-dir", "", "write N individual view PNGs into this directory instead of a grid")
 	return c
 }
@@ -70,6 +73,14 @@ func runAugment(o augmentOpts, stdout io.Writer) error {
 		return errors.New("augment: --out and --views-dir are exclusive")
 	case o.N < 0 || o.N > 1_000_000:
 		return fmt.Errorf("augment: --n must be in [0, 1000000], got %d", o.N)
+	}
+	if o.Out != "" {
+		if st, err := os.Stat(o.Out); err == nil && st.IsDir() {
+			return fmt.Errorf("augment: --out %s is a directory; give a file name (grid.png) or use --views-dir", o.Out)
+		}
+		if _, err := imageEncoder(o.Out); err != nil {
+			return err
+		}
 	}
 	cfg, err := augment.Preset(o.Preset)
 	if err != nil {
@@ -95,7 +106,7 @@ func runAugment(o augmentOpts, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := writePNG(o.Out, grid); err != nil {
+	if err := writeImage(o.Out, grid); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s (%dx%d: original, %d views, 6 single operators; preset %s)\n",
@@ -103,24 +114,13 @@ func runAugment(o augmentOpts, stdout io.Writer) error {
 	return nil
 }
 
-// loadAugmentImage decodes a JPEG, PNG or GIF file into RGB, with errors
-// that name the file and the problem.
+// loadAugmentImage decodes the image with the dataset loader's decoder, so
+// that the header is checked against data.MaxImagePixels before any pixel
+// memory is allocated (a small PNG can declare 30000x30000 pixels).
 func loadAugmentImage(path string) (*augment.Image, error) {
-	f, err := os.Open(path)
+	im, err := data.DecodeImageFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("augment: cannot read image: %w", err)
-	}
-	defer f.Close()
-	m, format, err := image.Decode(f)
-	if err != nil {
-		if errors.Is(err, image.ErrFormat) {
-			return nil, fmt.Errorf("augment: %s: not an image (supported: JPEG, PNG, GIF)", path)
-		}
-		return nil, fmt.Errorf("augment: %s: corrupt or truncated image: %v", path, err)
-	}
-	im, err := augment.FromImage(m)
-	if err != nil {
-		return nil, fmt.Errorf("augment: %s (%s): %w", path, format, err)
+		return nil, fmt.Errorf("augment: --image: %w", err)
 	}
 	return im, nil
 }
@@ -134,20 +134,30 @@ func writeViews(p *augment.Pipeline, src *augment.Image, n int, rng *rand.Rand, 
 		if err := p.ApplyImage(&view, src, p.Sample(rng, src.W, src.H)); err != nil {
 			return err
 		}
-		if err := writePNG(filepath.Join(dir, fmt.Sprintf("view_%04d.png", i)), view.ToNRGBA()); err != nil {
+		if err := writeImage(filepath.Join(dir, fmt.Sprintf("view_%04d.png", i)), view.ToNRGBA()); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func writePNG(path string, m image.Image) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
+// writeImage writes m to path atomically (a temporary file in the same
+// directory, renamed into place; removed on any failure), as PNG or, for a
+// .jpg/.jpeg name, JPEG.
+func writeImage(path string, m image.Image) error {
+	enc, err := imageEncoder(path)
+	if err != nil {
+		return err
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return fmt.Errorf("augment: --out %s is a directory; give a file name (grid.png) or use --views-dir", path)
+	}
+	f, err := atomicfile.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*.tmp")
 	if err != nil {
 		return fmt.Errorf("augment: cannot write %s: %w", path, err)
 	}
-	if err := png.Encode(f, m); err != nil {
+	tmp := f.Name()
+	if err := enc(f, m); err != nil {
 		f.Close()
 		os.Remove(tmp)
 		return fmt.Errorf("augment: encoding %s: %w", path, err)
@@ -157,9 +167,21 @@ func writePNG(path string, m image.Image) error {
 		return fmt.Errorf("augment: writing %s: %w", path, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("augment: writing %s: %w", path, err)
 	}
 	return nil
+}
+
+// imageEncoder picks the encoder from the file name's extension.
+func imageEncoder(path string) (func(io.Writer, image.Image) error, error) {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".png":
+		return png.Encode, nil
+	case ".jpg", ".jpeg":
+		return func(w io.Writer, m image.Image) error { return jpeg.Encode(w, m, &jpeg.Options{Quality: 95}) }, nil
+	}
+	return nil, fmt.Errorf("augment: --out %s: want a .png, .jpg or .jpeg file name", path)
 }
 
 // Grid geometry.

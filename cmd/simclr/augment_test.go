@@ -105,7 +105,7 @@ func TestAugmentBadInput(t *testing.T) {
 	for _, tc := range []struct {
 		path, want string
 	}{
-		{notImage, "not an image"},
+		{notImage, "unknown or corrupt image format"},
 		{truncated, "corrupt"},
 		{filepath.Join(dir, "missing.jpg"), "missing.jpg"},
 	} {

@@ -1,0 +1,125 @@
+package main
+
+// Reproductions of the crashes and silent wrong behaviour found by probing
+// the commands (issue 9, section 4). Each test failed before its fix.
+
+import (
+	"bytes"
+	"compress/zlib"
+	"encoding/binary"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/simclr-go/simclr/data"
+)
+
+// bombPNG is a valid PNG header declaring w x h 8-bit grey pixels followed
+// by a few bytes of image data: small on disk, huge once decoded.
+func bombPNG(t *testing.T, path string, w, h uint32) {
+	t.Helper()
+	var buf bytes.Buffer
+	buf.WriteString("\x89PNG\r\n\x1a\n")
+	chunk := func(typ string, body []byte) {
+		binary.Write(&buf, binary.BigEndian, uint32(len(body)))
+		c := append([]byte(typ), body...)
+		buf.Write(c)
+		binary.Write(&buf, binary.BigEndian, crc32.ChecksumIEEE(c))
+	}
+	ihdr := make([]byte, 13)
+	binary.BigEndian.PutUint32(ihdr[0:], w)
+	binary.BigEndian.PutUint32(ihdr[4:], h)
+	ihdr[8], ihdr[9] = 8, 0 // 8-bit greyscale
+	chunk("IHDR", ihdr)
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	zw.Write(make([]byte, 1024))
+	zw.Close()
+	chunk("IDAT", z.Bytes())
+	chunk("IEND", nil)
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAugmentRefusesDecompressionBomb: augment shares the loader's pixel
+// limit and refuses an over-limit image from its header, before allocating
+// its pixels (it used to decode a 30000x30000 PNG: 56 s, 14 GB, exit 0).
+func TestAugmentRefusesDecompressionBomb(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "bomb.png")
+	// Just over the limit, so that the old code path allocates only
+	// ~70 MB before failing on the missing data.
+	side := uint32(1)
+	for uint64(side)*uint64(side) <= data.MaxImagePixels {
+		side += 256
+	}
+	bombPNG(t, in, side, side)
+	out := filepath.Join(dir, "g.png")
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	err := runAugment(augmentOpts{Image: in, Preset: "cifar", N: 2, Out: out}, &bytes.Buffer{})
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "over the limit") || !strings.Contains(err.Error(), "bomb.png") {
+		t.Errorf("error %v, want one naming bomb.png and the pixel limit", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+		t.Errorf("allocated %d MiB before refusing the image; the header check must come first", grew>>20)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("an output grid was written")
+	}
+}
+
+// TestAugmentOutputs: --out DIR is refused without leaving a temporary
+// file, --out x.jpg writes a JPEG (it used to write PNG bytes), another
+// extension is refused before any work, and outputs respect the umask.
+func TestAugmentOutputs(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.png")
+	writeTestImage(t, in, 40, 30)
+	sub := filepath.Join(dir, "sub")
+	os.Mkdir(sub, 0o755)
+
+	err := runAugment(augmentOpts{Image: in, Preset: "cifar", N: 1, Out: sub}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "directory") {
+		t.Errorf("--out DIR: error %v, want one saying it is a directory", err)
+	}
+	err = runAugment(augmentOpts{Image: in, Preset: "cifar", N: 1, Out: filepath.Join(dir, "g.gif")}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), ".png") || !strings.Contains(err.Error(), "g.gif") {
+		t.Errorf("--out g.gif: error %v, want one naming the file and the accepted extensions", err)
+	}
+	jpg := filepath.Join(dir, "g.jpg")
+	if err := runAugment(augmentOpts{Image: in, Preset: "cifar", N: 1, Out: jpg}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(jpg)
+	if err != nil || len(b) < 3 || b[0] != 0xFF || b[1] != 0xD8 || b[2] != 0xFF {
+		t.Errorf("%s does not start with a JPEG marker (%v)", jpg, err)
+	}
+	views := filepath.Join(dir, "views")
+	if err := runAugment(augmentOpts{Image: in, Preset: "cifar", N: 1, ViewsDir: views}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{jpg, filepath.Join(views, "view_0000.png")} {
+		if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o644 {
+			t.Errorf("%s: mode %v (%v), want 0644 under umask 022", p, st.Mode().Perm(), err)
+		}
+	}
+	var tmps []string
+	filepath.WalkDir(dir, func(p string, _ os.DirEntry, _ error) error {
+		if strings.Contains(filepath.Base(p), ".tmp") {
+			tmps = append(tmps, p)
+		}
+		return nil
+	})
+	if len(tmps) > 0 {
+		t.Errorf("temporary files left behind: %v", tmps)
+	}
+}
