@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"image/color"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -46,15 +47,11 @@ func Plot(rundir string) error {
 		}
 	}
 	write := func(name string, p *plot.Plot) error {
-		wt, err := p.WriterTo(6*vg.Inch, 4*vg.Inch, "png")
+		b, err := renderPNG(name, p)
 		if err != nil {
-			return fmt.Errorf("plot %s: %w", name, err)
+			return err
 		}
-		var buf bytes.Buffer
-		if _, err := wt.WriteTo(&buf); err != nil {
-			return fmt.Errorf("plot %s: %w", name, err)
-		}
-		if err := writeFileAtomic(filepath.Join(dir, name), buf.Bytes()); err != nil {
+		if err := writeFileAtomic(filepath.Join(dir, name), b); err != nil {
 			return fmt.Errorf("plot %s: %w", name, err)
 		}
 		return nil
@@ -87,6 +84,46 @@ func Plot(rundir string) error {
 		p.Title.Text += ": not measured"
 	}
 	return write("knn.png", p)
+}
+
+// renderPNG draws p as a PNG. gonum panics on some inputs (an axis range
+// it cannot tick); a panic becomes an error naming the plot, so that a plot
+// never crashes a run or hides its error.
+func renderPNG(name string, p *plot.Plot) (b []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			b, err = nil, fmt.Errorf("plot %s: drawing failed: %v", name, r)
+		}
+	}()
+	padRange(&p.X)
+	padRange(&p.Y)
+	wt, err := p.WriterTo(6*vg.Inch, 4*vg.Inch, "png")
+	if err != nil {
+		return nil, fmt.Errorf("plot %s: %w", name, err)
+	}
+	var buf bytes.Buffer
+	if _, err := wt.WriteTo(&buf); err != nil {
+		return nil, fmt.Errorf("plot %s: %w", name, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// padRange widens a flat (or, relative to its magnitude, nearly flat)
+// axis range around its middle by 10% of the value, or by 1 near zero.
+// gonum pads a flat range by +-1 itself, which rounding loses at 1e16 and
+// above (a diverging run's learning rate), and then panics.
+func padRange(a *plot.Axis) {
+	lo, hi := a.Min, a.Max
+	if math.IsNaN(lo) || math.IsNaN(hi) || math.IsInf(lo, 0) || math.IsInf(hi, 0) {
+		return
+	}
+	if hi-lo > 1e-9*math.Max(math.Abs(lo), math.Abs(hi)) {
+		return
+	}
+	mid := lo/2 + hi/2
+	pad := math.Max(math.Abs(mid)/10, 1)
+	a.Min = math.Max(mid-pad, -math.MaxFloat64)
+	a.Max = math.Min(mid+pad, math.MaxFloat64)
 }
 
 func newPlot(title, x, y string) *plot.Plot {

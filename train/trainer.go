@@ -246,9 +246,7 @@ func Pretrain(ctx context.Context, cfg Config, progress io.Writer, opts Options)
 	sum, err := t.loop(ctx, start)
 	t.prog.done()
 	sum.Backend, sum.RunDir = backend.Name(), cfg.Out
-	if perr := Plot(cfg.Out); perr != nil && err == nil {
-		err = perr
-	}
+	t.plot()
 	return sum, err
 }
 
@@ -500,9 +498,7 @@ func (t *trainer) loop(ctx context.Context, start time.Time) (Summary, error) {
 		if err := t.checkpoint(); err != nil {
 			return t.finish(sum), err
 		}
-		if err := Plot(t.dir); err != nil {
-			return t.finish(sum), err
-		}
+		t.plot()
 		if ctx.Err() != nil && t.epoch < cfg.Epochs {
 			return t.interrupted(ctx, sum)
 		}
@@ -512,6 +508,15 @@ func (t *trainer) loop(ctx context.Context, start time.Time) (Summary, error) {
 		sum.ImagesPerS = float64(trainSteps*n) / trainSecs
 	}
 	return sum, nil
+}
+
+// plot redraws the run's plots. They are a view of metrics.jsonl, which
+// holds the data: a failure to draw them is a warning, never the end of the
+// run or a replacement for the run's own error.
+func (t *trainer) plot() {
+	if err := Plot(t.dir); err != nil {
+		t.prog.println("warning: plots not updated: %v (the data is in metrics.jsonl; redraw with 'simclr plot --run %s')", err, t.dir)
+	}
 }
 
 // countKNN is how many kNN measurements remain after epoch e (0-based, in progress).
