@@ -80,23 +80,35 @@ var (
 	FrameNone  = color.RGBA{150, 150, 150, 255}
 )
 
+// Grid geometry: each cell has a frame, and cells are separated by a gap.
+const gridFrame, gridGap = 2, 4
+
+// NeighborGridSize is the width and height of the NeighborGrid of rows x
+// cols cells of cell x cell pixels, so that callers can bound it before
+// computing anything.
+func NeighborGridSize(rows, cols, cell int) (w, h int) {
+	step := cell + 2*gridFrame + gridGap
+	return gridGap + cols*step, gridGap + rows*step
+}
+
 // NeighborGrid draws rows of cells (a query followed by its neighbours) as
 // one RGBA image; each picture is scaled (nearest neighbour) to cell x cell
 // pixels inside a 2-pixel frame.
 func NeighborGrid(rows [][]GridCell, cell int) *image.RGBA {
-	const frame, gap = 2, 4
 	cols := 0
 	for _, r := range rows {
 		cols = max(cols, len(r))
 	}
-	step := cell + 2*frame + gap
-	img := image.NewRGBA(image.Rect(0, 0, gap+cols*step, gap+len(rows)*step))
+	w, h := NeighborGridSize(len(rows), cols, cell)
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	for i := range img.Pix {
 		img.Pix[i] = 255
 	}
+	const frame = gridFrame
+	step := cell + 2*frame + gridGap
 	for ri, r := range rows {
 		for ci, c := range r {
-			x0, y0 := gap+ci*step, gap+ri*step
+			x0, y0 := gridGap+ci*step, gridGap+ri*step
 			for y := 0; y < cell+2*frame; y++ {
 				for x := 0; x < cell+2*frame; x++ {
 					img.SetRGBA(x0+x, y0+y, c.Border)

@@ -3,11 +3,16 @@ package main
 import (
 	"fmt"
 
+	"github.com/simclr-go/simclr/data"
 	"github.com/simclr-go/simclr/eval"
 	"github.com/spf13/cobra"
 )
 
 func init() { rootCmd.AddCommand(newNeighborsCmd()) }
+
+// maxGridCell bounds --cell: a picture side larger than this only magnifies
+// dataset images into a huge file.
+const maxGridCell = 1024
 
 func newNeighborsCmd() *cobra.Command {
 	var f runFlags
@@ -31,12 +36,25 @@ red when not. The JSON line lists the query and neighbour indices and names.`,
 			if queries < 1 {
 				return fmt.Errorf("--query %d: want at least 1 query image", queries)
 			}
+			if cell < 1 || cell > maxGridCell {
+				return fmt.Errorf("--cell %d: want a picture side of 1 ... %d pixels", cell, maxGridCell)
+			}
+			if k < 1 {
+				return fmt.Errorf("--k %d: want at least 1 neighbour per query", k)
+			}
 			ds, err := openData(spec, "data")
 			if err != nil {
 				return err
 			}
-			if k < 1 || k >= ds.Len() {
-				return fmt.Errorf("--k %d: want 1 <= k < %d (the images in %s)", k, ds.Len(), spec)
+			if ds.Len() < 2 {
+				return fmt.Errorf("--data %s has %d image; neighbors needs at least 2 (a query and one other image)", spec, ds.Len())
+			}
+			if k >= ds.Len() {
+				return fmt.Errorf("--k %d: %s has %d images, so a query has at most %d neighbours; want 1 <= k <= %d", k, spec, ds.Len(), ds.Len()-1, ds.Len()-1)
+			}
+			if w, h := eval.NeighborGridSize(min(queries, ds.Len()), k+1, cell); int64(w)*int64(h) > data.MaxImagePixels {
+				return fmt.Errorf("the grid of %d queries x %d pictures of %d px would be %dx%d, over the limit of %d pixels; lower --query, --k or --cell",
+					min(queries, ds.Len()), k+1, cell, w, h, data.MaxImagePixels)
 			}
 			lr, err := openRun(&f, stderr)
 			if err != nil {
@@ -102,7 +120,7 @@ red when not. The JSON line lists the query and neighbour indices and names.`,
 	c.Flags().StringVar(&out, "out", "", "output PNG")
 	c.Flags().IntVar(&queries, "query", 8, "number of query images (a seeded random sample)")
 	c.Flags().IntVar(&k, "k", 8, "neighbours per query")
-	c.Flags().IntVar(&cell, "cell", 64, "side of each picture in the grid, in pixels")
+	c.Flags().IntVar(&cell, "cell", 64, "side of each picture in the grid, in pixels (1 ... 1024; the whole grid is limited to data.MaxImagePixels)")
 	c.Flags().Uint64Var(&seed, "seed", 1, "seed of the query sample")
 	return c
 }

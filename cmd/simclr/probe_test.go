@@ -123,3 +123,37 @@ func TestAugmentOutputs(t *testing.T) {
 		t.Errorf("temporary files left behind: %v", tmps)
 	}
 }
+
+// TestNeighborsValidatesGrid: --cell 0 used to write a blank image with
+// exit 0 and --cell 100000 to die out of memory; both, and a grid over the
+// pixel limit, are refused before anything is embedded. On a 1-image set
+// the message says why instead of "want 1 <= k < 1".
+func TestNeighborsValidatesGrid(t *testing.T) {
+	fx := tinyRun(t)
+	out := filepath.Join(t.TempDir(), "grid.png")
+	one := t.TempDir()
+	writeTestImage(t, filepath.Join(one, "only.png"), 8, 8)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--data", fx.test, "--cell", "0"}, "--cell 0"},
+		{[]string{"--data", fx.test, "--cell", "100000"}, "--cell 100000"},
+		{[]string{"--data", fx.test, "--cell", "1024", "--query", "18", "--k", "17"}, "over the limit"},
+		{[]string{"--data", fx.test, "--k", "0"}, "--k 0"},
+		{[]string{"--data", "folder:" + one, "--k", "1"}, "needs at least 2"},
+		{[]string{"--data", fx.test, "--k", "18"}, "k <= 17"},
+	} {
+		args := append([]string{"neighbors", "--run", fx.run, "--out", out}, c.args...)
+		_, stderr, err := runCmd(t, newNeighborsCmd, args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want one saying %q", c.args, err, c.want)
+		}
+		if strings.Contains(stderr, "embedded") {
+			t.Errorf("%v: embedded the data before refusing the flags", c.args)
+		}
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("%s was written", out)
+	}
+}
