@@ -11,6 +11,9 @@
 //	fashion-mnist[@test]             the Fashion-MNIST test set embedded in this package (DefaultSpec)
 //	fashion-mnist:PATH[@train|test]  idx files (train-images-idx3-ubyte.gz ...) from disk; mnist:PATH likewise
 //
+// A PATH that exists as written is never split at '@' (folder:/data/with@at
+// is that folder); see ParseSpec.
+//
 // Fixed-format datasets keep their pixels as uint8 in memory (CIFAR-10 train:
 // 150 MiB) and convert to float32 on each Image call; folders store only the
 // file paths and decode one file per Image call.
@@ -109,8 +112,11 @@ func kindNames() string {
 }
 
 // ParseSpec splits a dataset spec KIND:PATH[@SPLIT] into its parts. The split
-// is the text after the last '@' when that text contains no path separator;
-// a path that itself contains '@' therefore needs an explicit @SPLIT.
+// is the text after the last '@' when that text contains no path separator
+// and the whole text after "KIND:" does not name an existing file or folder:
+// an existing path wins, so folder:/data/with@at opens that folder. A path
+// with '@' that does not exist yet, or one whose '@' text is also a split,
+// can be ended by an explicit @SPLIT or an empty one (folder:/x/a@b@).
 func ParseSpec(spec string) (kind, path, split string, err error) {
 	if strings.TrimSpace(spec) == "" {
 		return "", "", "", errors.New("data: empty dataset spec; want KIND:PATH[@SPLIT] with KIND one of " + kindNames())
@@ -118,11 +124,16 @@ func ParseSpec(spec string) (kind, path, split string, err error) {
 	kind, path, _ = strings.Cut(spec, ":")
 	if k, s, ok := strings.Cut(kind, "@"); ok && path == "" && !strings.Contains(spec, ":") {
 		kind, split = k, s // "fashion-mnist@test"
-	} else if i := strings.LastIndex(path, "@"); i >= 0 && !strings.ContainsAny(path[i+1:], `/\`) {
+	} else if i := strings.LastIndex(path, "@"); i >= 0 && !strings.ContainsAny(path[i+1:], `/\`) && (i == len(path)-1 || !exists(path)) {
 		path, split = path[:i], path[i+1:]
 	}
 	kind = strings.ToLower(kind)
 	return kind, path, split, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // Open opens the dataset named by spec (see the package documentation).

@@ -30,7 +30,7 @@ import (
 // -> the preset's value). The config saved in RUNDIR/config.yaml is the
 // resolved one, so a run is fully described by it.
 type Config struct {
-	Data   string `yaml:"data" help:"training images: a data spec KIND:PATH[@SPLIT] (cifar10:, cifar100:, stl10:, folder:, fashion-mnist:, mnist:); default: the embedded Fashion-MNIST"`
+	Data   string `yaml:"data" help:"training images: a data spec KIND:PATH[@SPLIT] (cifar10:, cifar100:, stl10:, folder:, fashion-mnist:, mnist:; a PATH that exists is never split at @); default: the embedded Fashion-MNIST"`
 	Out    string `yaml:"out" help:"run directory (config, checkpoints, metrics, plots)"`
 	Config string `yaml:"-" help:"YAML file with any of these keys; flags set explicitly override it"`
 
