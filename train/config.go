@@ -124,6 +124,9 @@ func (c *Config) decodeYAML(path string, b []byte) error {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil
 	}
+	if err := checkIntegerKeys(path, b); err != nil {
+		return err
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	err := dec.Decode(c)
@@ -143,6 +146,36 @@ func (c *Config) decodeYAML(path string, b []byte) error {
 		return fmt.Errorf("config %s: %s", path, strings.Join(msgs, "; "))
 	}
 	return fmt.Errorf("config %s: %w", path, err)
+}
+
+// checkIntegerKeys refuses a non-integer value (batch: 16.7) for an integer
+// key: the YAML decoder would truncate it to 16 silently, where the flag
+// --batch 16.7 is an error.
+func checkIntegerKeys(path string, b []byte) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil // the decoder reports malformed documents
+	}
+	ints := map[string]bool{}
+	t := reflect.TypeOf(Config{})
+	for i := 0; i < t.NumField(); i++ {
+		switch t.Field(i).Type.Kind() {
+		case reflect.Int, reflect.Int64:
+			ints[yamlKey(t.Field(i))] = true
+		}
+	}
+	m := doc.Content[0].Content
+	var errs []string
+	for i := 0; i+1 < len(m); i += 2 {
+		k, v := m[i], m[i+1]
+		if ints[k.Value] && (v.Kind != yaml.ScalarNode || v.ShortTag() != "!!int") {
+			errs = append(errs, fmt.Sprintf("line %d: %s: %q is not an integer", v.Line, k.Value, v.Value))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config %s: %s", path, strings.Join(errs, "; "))
+	}
+	return nil
 }
 
 // flagName maps a YAML key to its flag name.

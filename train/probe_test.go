@@ -40,3 +40,34 @@ func TestPlotFailureNeverMasksTheRun(t *testing.T) {
 		t.Errorf("no plot warning in the log:\n%s", log)
 	}
 }
+
+// TestConfigIntegerKeysRejectFractions: batch: 16.7 used to run with 16
+// and epochs: 1.9 with 1 epoch; every integer key now refuses a
+// non-integer value, as its flag does, naming the file, line and key.
+func TestConfigIntegerKeysRejectFractions(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct{ yaml, key string }{
+		{"batch: 16.7\n", "batch"},
+		{"lr: 0.1\nepochs: 1.9\n", "epochs"},
+		{"seed: 1e3\n", "seed"},
+		{"knn_k: 2.5\n", "knn_k"},
+		{"threads: [1, 2]\n", "threads"},
+		{"log_every: 10.0\n", "log_every"},
+	} {
+		path := writeFile(t, filepath.Join(dir, c.key+".yaml"), c.yaml)
+		cfg := DefaultConfig()
+		err := cfg.LoadConfigFile(path)
+		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), c.key+":") || !strings.Contains(err.Error(), "not an integer") {
+			t.Errorf("%q: error %v, want one naming %s, the key and 'not an integer'", c.yaml, err, path)
+		}
+	}
+	// Integers (also hex and negative ones) and floats for float keys load.
+	path := writeFile(t, filepath.Join(dir, "ok.yaml"), "batch: 16\nepochs: 0x3\nseed: -5\nlr: 1\nwidth: 0.5\n")
+	cfg := DefaultConfig()
+	if err := cfg.LoadConfigFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Batch != 16 || cfg.Epochs != 3 || cfg.Seed != -5 || cfg.LR != 1 || cfg.Width != 0.5 {
+		t.Errorf("loaded %+v", cfg)
+	}
+}
