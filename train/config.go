@@ -64,8 +64,11 @@ type Config struct {
 	BlurP          *float64 `yaml:"blur_p" help:"Gaussian blur probability (0 = off)"`
 
 	Seed    int64 `yaml:"seed" help:"seed of model init, data order and augmentations"`
-	Threads int   `yaml:"threads" help:"compute threads (0 = all cores)"`
-	Workers int   `yaml:"workers" help:"augmentation workers (0 = all cores)"`
+	Threads int   `yaml:"threads" help:"compute threads (0 = all cores; above the CPU count: capped to it, with a warning)"`
+	// ThreadsForce is omitted from config.yaml when false, so that the
+	// files (and Hash) of runs made before it existed are unchanged.
+	ThreadsForce bool `yaml:"threads_force,omitempty" help:"use --threads even above the number of CPUs"`
+	Workers      int  `yaml:"workers" help:"augmentation workers (0 = all cores)"`
 
 	KNNEvery int     `yaml:"knn_every" help:"kNN monitor every N epochs (0 = off); also measured once at init"`
 	KNNTrain string  `yaml:"knn_train" help:"labelled data spec for the kNN memory bank (default: the training data when labelled)"`
@@ -447,7 +450,7 @@ func (c Config) trajectory() Config {
 	h := c
 	h.Out, h.Config = "", ""
 	h.Resume = false
-	h.Threads, h.Workers = 0, 0
+	h.Threads, h.ThreadsForce, h.Workers = 0, false, 0
 	h.LogEvery, h.CheckpointEvery, h.KeepCheckpoints = 0, 0, 0
 	h.KNNEvery, h.KNNTrain, h.KNNTest, h.KNNK, h.KNNTau = 0, "", "", 0, 0
 	return h

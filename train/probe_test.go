@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -69,5 +70,28 @@ func TestConfigIntegerKeysRejectFractions(t *testing.T) {
 	}
 	if cfg.Batch != 16 || cfg.Epochs != 3 || cfg.Seed != -5 || cfg.LR != 1 || cfg.Width != 0.5 {
 		t.Errorf("loaded %+v", cfg)
+	}
+}
+
+// TestCapThreads: above the CPU count, --threads is capped with a warning
+// unless forced; 0 (all cores) and counts within the CPUs are kept.
+func TestCapThreads(t *testing.T) {
+	cpus := runtime.NumCPU()
+	for _, c := range []struct {
+		n     int
+		force bool
+		want  int
+		warn  bool
+	}{{0, false, 0, false}, {1, false, 1, false}, {cpus, false, cpus, false}, {1000, false, cpus, true}, {1000, true, 1000, false}} {
+		var b strings.Builder
+		if got := CapThreads(c.n, c.force, &b); got != c.want || (b.Len() > 0) != c.warn {
+			t.Errorf("CapThreads(%d, %v) = %d, warning %q; want %d, warning %v", c.n, c.force, got, b.String(), c.want, c.warn)
+		}
+	}
+	// The force key stays out of config.yaml (and the run's hash) when off.
+	cfg := DefaultConfig()
+	b, err := cfg.yamlBytes()
+	if err != nil || strings.Contains(string(b), "threads_force") {
+		t.Errorf("config.yaml has threads_force when off (%v):\n%s", err, b)
 	}
 }

@@ -193,7 +193,7 @@ func Pretrain(ctx context.Context, cfg Config, progress io.Writer, opts Options)
 
 	backend := opts.Backend
 	if backend == nil {
-		if backend, err = NewBackend(cfg.Threads); err != nil {
+		if backend, err = NewBackend(CapThreads(cfg.Threads, cfg.ThreadsForce, progress)); err != nil {
 			return Summary{}, err
 		}
 	}

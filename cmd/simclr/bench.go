@@ -27,6 +27,7 @@ type benchOpts struct {
 	Width, Temperature              float64
 	Batch, Steps, Warmup, Threads   int
 	Size                            int
+	ThreadsForce                    bool
 }
 
 // benchResult is the JSON line bench prints; the names follow
@@ -76,6 +77,7 @@ reference counts them) and the backend.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Threads = train.CapThreads(o.Threads, o.ThreadsForce, cmd.ErrOrStderr())
 			b, err := benchBackend(o.Backend, o.Threads)
 			if err != nil {
 				return err
@@ -100,7 +102,8 @@ reference counts them) and the backend.`,
 	f.IntVar(&o.Batch, "batch", 64, "source images per step (train mode: 2B views)")
 	f.IntVar(&o.Steps, "steps", 10, "timed steps")
 	f.IntVar(&o.Warmup, "warmup", 2, "untimed warm-up steps")
-	f.IntVar(&o.Threads, "threads", 0, "compute threads (0 = all cores)")
+	f.IntVar(&o.Threads, "threads", 0, "compute threads (0 = all cores; above the CPU count: capped to it, with a warning)")
+	f.BoolVar(&o.ThreadsForce, "threads-force", false, "use --threads even above the number of CPUs")
 	f.IntVar(&o.Size, "image-size", 32, "side of the synthetic images")
 	f.StringVar(&o.Mode, "mode", "train", "train (forward+NT-Xent+backward+LARS) | embed (encoder, eval, no grad)")
 	f.StringVar(&o.Backend, "backend", "auto", "auto (oneDNN when built in) | dnnl | reference")

@@ -7,10 +7,12 @@ import (
 	"bytes"
 	"compress/zlib"
 	"encoding/binary"
+	"encoding/json"
 	"hash/crc32"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -155,5 +157,44 @@ func TestNeighborsValidatesGrid(t *testing.T) {
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Errorf("%s was written", out)
+	}
+}
+
+// TestThreadsCappedAtCPUs: --threads above the CPU count (64 on 2 cores
+// ran 50x slower, 1000 hung) is capped to it with a warning, unless
+// --threads-force. bench reports the thread count it used.
+func TestThreadsCappedAtCPUs(t *testing.T) {
+	cpus := runtime.NumCPU()
+	for _, c := range []struct {
+		force bool
+		want  int
+	}{{false, cpus}, {true, cpus + 1}} {
+		cmd := newBenchCmd()
+		var out, errb bytes.Buffer
+		cmd.SetOut(&out)
+		cmd.SetErr(&errb)
+		args := []string{"--width", "0.125", "--batch", "2", "--steps", "1", "--warmup", "0", "--image-size", "8", "--backend", "reference",
+			"--threads", strconv.Itoa(cpus + 1)}
+		if c.force {
+			args = append(args, "--threads-force")
+		}
+		cmd.SetArgs(args)
+		if err := cmd.Execute(); err != nil {
+			t.Fatal(err)
+		}
+		var r benchResult
+		if err := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &r); err != nil {
+			t.Fatalf("%q: %v", out.String(), err)
+		}
+		if r.Threads != c.want {
+			t.Errorf("force %v: ran with %d threads, want %d", c.force, r.Threads, c.want)
+		}
+		if warned := strings.Contains(errb.String(), "more than the"); warned == c.force {
+			t.Errorf("force %v: warning %v in %q", c.force, warned, errb.String())
+		}
+	}
+	// The evaluation commands have the flag too.
+	if f := newKNNCmd().Flags().Lookup("threads-force"); f == nil {
+		t.Error("knn has no --threads-force")
 	}
 }

@@ -25,8 +25,10 @@ type runFlags struct {
 	run      string
 	baseline string
 	threads  int
-	batch    int
-	workers  int
+	// threadsForce keeps a --threads above the CPU count (see train.CapThreads).
+	threadsForce bool
+	batch        int
+	workers      int
 }
 
 func addRunFlags(c *cobra.Command, f *runFlags, baseline bool) {
@@ -34,7 +36,8 @@ func addRunFlags(c *cobra.Command, f *runFlags, baseline bool) {
 	if baseline {
 		c.Flags().StringVar(&f.baseline, "baseline", "", "random-init: evaluate a freshly initialised encoder of the run's architecture instead of the trained one")
 	}
-	c.Flags().IntVar(&f.threads, "threads", 0, "compute threads (0 = all cores)")
+	c.Flags().IntVar(&f.threads, "threads", 0, "compute threads (0 = all cores; above the CPU count: capped to it, with a warning)")
+	c.Flags().BoolVar(&f.threadsForce, "threads-force", false, "use --threads even above the number of CPUs")
 	c.Flags().IntVar(&f.batch, "eval-batch", 256, "images per forward pass when computing embeddings")
 	c.Flags().IntVar(&f.workers, "workers", 0, "image decoding goroutines (0 = all cores)")
 }
@@ -75,7 +78,7 @@ func openRun(f *runFlags, stderr io.Writer) (*loadedRun, error) {
 	default:
 		return nil, fmt.Errorf("--baseline %q: the only baseline is random-init", f.baseline)
 	}
-	if lr.Backend, err = train.NewBackend(f.threads); err != nil {
+	if lr.Backend, err = train.NewBackend(train.CapThreads(f.threads, f.threadsForce, stderr)); err != nil {
 		return nil, err
 	}
 	lr.Tape = engine.NewTape(lr.Backend)
