@@ -36,7 +36,8 @@ const knnHoldout = 5
 // given; otherwise the training data as the bank (when labelled) and its
 // test split as queries (when it has a distinct one), or else every 5th
 // labelled image held out as queries. It returns nil (monitor off) for
-// knn_every 0 or unlabelled data, saying so on the progress output.
+// knn_every 0, unlabelled data or an empty bank or query set (a tiny
+// dataset), saying so on the progress output.
 func newKNNMonitor(cfg Config, train data.Dataset, tf *augment.Pipeline, prog *progress) (*knnMonitor, error) {
 	if cfg.KNNEvery == 0 {
 		return nil, nil
@@ -85,7 +86,10 @@ func newKNNMonitor(cfg Config, train data.Dataset, tf *augment.Pipeline, prog *p
 		}
 	}
 	if query.Len() == 0 || bank.Len() == 0 {
-		return nil, fmt.Errorf("kNN monitor: empty memory bank or query set")
+		// Too few images to measure anything: training goes on without it.
+		prog.println("kNN monitor off: the memory bank %s has %d images and the query set %s has %d; both need at least one (give --knn-train and --knn-test, or --knn-every 0)",
+			bankSpec, bank.Len(), querySpec, query.Len())
+		return nil, nil
 	}
 	m := &knnMonitor{classes: bank.NumClasses(), k: cfg.KNNK, tau: cfg.KNNTau,
 		bankN: bank.Len(), queryN: query.Len(), bankSpec: bankSpec, querySpec: querySpec}

@@ -1,7 +1,11 @@
 package train
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"image"
+	"image/png"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -93,5 +97,41 @@ func TestCapThreads(t *testing.T) {
 	b, err := cfg.yamlBytes()
 	if err != nil || strings.Contains(string(b), "threads_force") {
 		t.Errorf("config.yaml has threads_force when off (%v):\n%s", err, b)
+	}
+}
+
+// TestKNNMonitorSkipsTinyDataset: on a 3-image labelled folder the default
+// monitor (every 5th image a query) has no queries; it used to stop the
+// run with "empty memory bank or query set" before any step. It now turns
+// itself off with one line saying why, and training goes on.
+func TestKNNMonitorSkipsTinyDataset(t *testing.T) {
+	root := t.TempDir()
+	for i, class := range []string{"a", "a", "b"} {
+		dir := filepath.Join(root, class)
+		os.MkdirAll(dir, 0o755)
+		m := image.NewRGBA(image.Rect(0, 0, 8, 8))
+		for p := range m.Pix {
+			m.Pix[p] = uint8(40*i + p)
+		}
+		var b bytes.Buffer
+		if err := png.Encode(&b, m); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%d.png", i)), b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := tinyConfig(t, "folder:"+root)
+	cfg.Batch, cfg.Epochs, cfg.WarmupEpochs = 2, 1, 0
+	cfg.KNNEvery = DefaultConfig().KNNEvery
+	sum, err, log := pretrain(t, cfg, Options{})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log)
+	}
+	if sum.Steps != 1 || sum.KNNTop1 != nil {
+		t.Errorf("summary %+v, want 1 step and no kNN accuracy", sum)
+	}
+	if n := strings.Count(log, "kNN monitor off"); n != 1 || !strings.Contains(log, "has 0") {
+		t.Errorf("want one line saying the monitor is off and why:\n%s", log)
 	}
 }
