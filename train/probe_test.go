@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/simclr-go/simclr/engine"
@@ -133,5 +134,33 @@ func TestKNNMonitorSkipsTinyDataset(t *testing.T) {
 	}
 	if n := strings.Count(log, "kNN monitor off"); n != 1 || !strings.Contains(log, "has 0") {
 		t.Errorf("want one line saying the monitor is off and why:\n%s", log)
+	}
+}
+
+// TestRunFilesRespectUmask: config.yaml, checkpoints and plots were 0600
+// (written through os.CreateTemp) while metrics.jsonl followed the umask;
+// every file of a run directory now has 0666 minus the umask.
+func TestRunFilesRespectUmask(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	spec := writeTinyCIFAR(t, t.TempDir(), 8, 1)
+	cfg := tinyConfig(t, spec)
+	cfg.Epochs, cfg.KNNEvery = 1, 0
+	if _, err, log := pretrain(t, cfg, Options{}); err != nil {
+		t.Fatalf("%v\n%s", err, log)
+	}
+	n := 0
+	filepath.WalkDir(cfg.Out, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		n++
+		if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o644 {
+			t.Errorf("%s: mode %v (%v), want 0644 under umask 022", p, st.Mode().Perm(), err)
+		}
+		return nil
+	})
+	if n < 6 { // config.yaml, metrics.jsonl, a checkpoint, 3 plots
+		t.Errorf("only %d files in the run directory", n)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/simclr-go/simclr/data"
+	"github.com/spf13/cobra"
 )
 
 // bombPNG is a valid PNG header declaring w x h 8-bit grey pixels followed
@@ -196,5 +197,35 @@ func TestThreadsCappedAtCPUs(t *testing.T) {
 	// The evaluation commands have the flag too.
 	if f := newKNNCmd().Flags().Lookup("threads-force"); f == nil {
 		t.Error("knn has no --threads-force")
+	}
+}
+
+// TestOutputFilesRespectUmask: files renamed into place from a temporary
+// file were 0600 whatever the umask; embed (.npy and its side files, the
+// t-SNE plot), export and neighbors outputs are now 0666 minus the umask.
+func TestOutputFilesRespectUmask(t *testing.T) {
+	fx := tinyRun(t)
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	dir := t.TempDir()
+	npy, plot, enc, grid := filepath.Join(dir, "e.npy"), filepath.Join(dir, "e.png"), filepath.Join(dir, "enc.safetensors"), filepath.Join(dir, "nn.png")
+	for _, args := range [][]string{
+		{"embed", "--run", fx.run, "--data", fx.test, "--out", npy, "--tsne", plot, "--projection", "pca"},
+		{"export", "--run", fx.run, "--out", enc},
+		{"neighbors", "--run", fx.run, "--data", fx.test, "--query", "2", "--k", "2", "--cell", "8", "--out", grid},
+	} {
+		cmd := map[string]func() *cobra.Command{"embed": newEmbedCmd, "export": newExportCmd, "neighbors": newNeighborsCmd}[args[0]]
+		if _, stderr, err := runCmd(t, cmd, args...); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, stderr)
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if len(files) < 5 {
+		t.Fatalf("only %v written", files)
+	}
+	for _, f := range files {
+		if st, err := os.Stat(f); err != nil || st.Mode().Perm() != 0o644 {
+			t.Errorf("%s: mode %v (%v), want 0644 under umask 022", filepath.Base(f), st.Mode().Perm(), err)
+		}
 	}
 }
