@@ -47,6 +47,9 @@ by label: exact t-SNE (default, up to 1000 points, ~30 s) or PCA (--projection p
 			if projection != "tsne" && projection != "pca" {
 				return fmt.Errorf("--projection %q: want tsne or pca", projection)
 			}
+			if cmd.Flags().Changed("plot-points") && plotPoints < 1 {
+				return fmt.Errorf("--plot-points %d: want >= 1 (or leave it out for the default)", plotPoints)
+			}
 			ds, err := openData(spec, "data")
 			if err != nil {
 				return err
@@ -151,7 +154,7 @@ by label: exact t-SNE (default, up to 1000 points, ~30 s) or PCA (--projection p
 	c.Flags().StringVar(&layer, "layer", "h", "h (encoder output, for downstream use) | z (projection head output)")
 	c.Flags().StringVar(&plotPath, "tsne", "", "also draw a 2-D scatter of the embeddings coloured by label to this PNG")
 	c.Flags().StringVar(&projection, "projection", "tsne", "2-D map for --tsne: tsne | pca")
-	c.Flags().IntVar(&plotPoints, "plot-points", 0, "points in the 2-D map (default 1000 for t-SNE, 5000 for PCA; a seeded subsample)")
+	c.Flags().IntVar(&plotPoints, "plot-points", 0, "points in the 2-D map, >= 1 (when not given: 1000 for t-SNE, 5000 for PCA; a seeded subsample)")
 	c.Flags().Uint64Var(&seed, "seed", 1, "seed of the plot subsample and t-SNE")
 	return c
 }

@@ -38,7 +38,15 @@ top5 (fractions) and the protocol.`,
 			if !(frac > 0 && frac <= 1) {
 				return fmt.Errorf("--label-fraction %g: want a fraction in (0, 1]", frac)
 			}
-			if epochs == 0 {
+			switch {
+			case cmd.Flags().Changed("epochs") && epochs < 1:
+				return fmt.Errorf("--epochs %d: want >= 1 (leave it out for the default: 60 for fractions <= 1%%, else 30)", epochs)
+			case batch < 1:
+				return fmt.Errorf("--batch %d: want >= 1", batch)
+			case !positiveFinite(lrBase):
+				return fmt.Errorf("--lr %g: want > 0", lrBase)
+			}
+			if !cmd.Flags().Changed("epochs") {
 				epochs = 30
 				if frac <= 0.01 {
 					epochs = 60
@@ -108,7 +116,7 @@ top5 (fractions) and the protocol.`,
 	c.Flags().StringVar(&trainSpec, "train", "", "labelled training data spec (the subset is drawn from it)")
 	c.Flags().StringVar(&testSpec, "test", "", "labelled test data spec")
 	c.Flags().Float64Var(&frac, "label-fraction", 0, "share of --train labels to use: 0.01, 0.1, 1 or any fraction in (0,1]")
-	c.Flags().IntVar(&epochs, "epochs", 0, "epochs (default 60 for fractions <= 1%, else 30)")
+	c.Flags().IntVar(&epochs, "epochs", 0, "epochs, >= 1 (when not given: 60 for fractions <= 1%, else 30)")
 	c.Flags().IntVar(&batch, "batch", 256, "batch size")
 	c.Flags().Float64Var(&lrBase, "lr", 0.05, "base learning rate (scaled by batch/256)")
 	c.Flags().Int64Var(&seed, "seed", 0, "seed of the label subset and training order (default: the run's seed)")

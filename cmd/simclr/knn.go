@@ -21,12 +21,19 @@ func newKNNCmd() *cobra.Command {
 run's encoder (h, the features before the projection head; BN in inference mode;
 deterministic evaluation views), L2-normalises them and classifies each test image
 by a vote of its k most similar training images weighted by exp(sim/tau)
-(Wu et al. 2018; k=200, tau=0.1 as in lightly and solo-learn).
+(Wu et al. 2018). The defaults k=200, tau=0.1 are lightly's (and the InstDisc
+paper's); solo-learn's kNN callback defaults to k=20, T=0.07.
 
 The last line on stdout is JSON with top1, top5 (fractions) and the protocol.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			stderr := cmd.ErrOrStderr()
+			if k < 1 {
+				return fmt.Errorf("--k %d: want at least 1 neighbour", k)
+			}
+			if !positiveFinite(tau) {
+				return fmt.Errorf("--tau %g: want a temperature > 0", tau)
+			}
 			tr, te, classes, _, err := openTrainTest(trainSpec, testSpec)
 			if err != nil {
 				return err

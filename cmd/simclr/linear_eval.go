@@ -67,6 +67,18 @@ The last line on stdout is JSON with top1, top5 (fractions) and the protocol.`,
 			if aug != "none" && aug != "crop-flip" {
 				return fmt.Errorf("--augment %q: want none or crop-flip", aug)
 			}
+			switch {
+			case !(valFrac > 0 && valFrac < 1):
+				return fmt.Errorf("--val-fraction %g: want a fraction in (0, 1)", valFrac)
+			case maxIter < 1:
+				return fmt.Errorf("--max-iter %d: want >= 1", maxIter)
+			case epochs < 1:
+				return fmt.Errorf("--epochs %d: want >= 1", epochs)
+			case batch < 1:
+				return fmt.Errorf("--batch %d: want >= 1", batch)
+			case !positiveFinite(lrBase):
+				return fmt.Errorf("--lr %g: want > 0", lrBase)
+			}
 			tr, te, classes, _, err := openTrainTest(trainSpec, testSpec)
 			if err != nil {
 				return err
@@ -163,10 +175,10 @@ The last line on stdout is JSON with top1, top5 (fractions) and the protocol.`,
 	c.Flags().StringVar(&testSpec, "test", "", "labelled test data spec")
 	c.Flags().StringVar(&aug, "augment", "none", "none (precomputed features, L-BFGS) | crop-flip (train through the frozen encoder, paper B.6)")
 	c.Flags().IntVar(&epochs, "epochs", 90, "epochs of SGD for --augment crop-flip")
-	c.Flags().IntVar(&maxIter, "max-iter", 500, "L-BFGS iterations per fit for --augment none")
+	c.Flags().IntVar(&maxIter, "max-iter", 500, "L-BFGS iterations per fit for --augment none (>= 1)")
 	c.Flags().IntVar(&batch, "batch", 256, "batch size for --augment crop-flip")
 	c.Flags().Float64Var(&lrBase, "lr", 0.1, "base learning rate for --augment crop-flip (scaled by batch/256)")
-	c.Flags().Float64Var(&valFrac, "val-fraction", 0.1, "share of --train held out to choose the L2 strength")
+	c.Flags().Float64Var(&valFrac, "val-fraction", 0.1, "share of --train held out to choose the L2 strength, in (0, 1)")
 	c.Flags().Int64Var(&seed, "seed", 0, "seed of the validation split and SGD order (default: the run's seed)")
 	return c
 }

@@ -229,3 +229,56 @@ func TestOutputFilesRespectUmask(t *testing.T) {
 		}
 	}
 }
+
+// TestEvalFlagsValidatedFirst: flag values that used to be refused only
+// after both datasets were embedded (knn --k 0, --tau 0) or that silently
+// meant "default" (--val-fraction 0, --max-iter 0, finetune --epochs 0) are
+// refused before any data or run is opened.
+func TestEvalFlagsValidatedFirst(t *testing.T) {
+	fx := tinyRun(t)
+	tt := []string{"--run", fx.run, "--train", fx.train, "--test", fx.test}
+	for _, c := range []struct {
+		newCmd func() *cobra.Command
+		args   []string
+		want   string
+	}{
+		{newKNNCmd, []string{"knn", "--k", "0"}, "--k 0"},
+		{newKNNCmd, []string{"knn", "--tau", "0"}, "--tau 0"},
+		{newKNNCmd, []string{"knn", "--tau", "-Inf"}, "--tau -Inf"},
+		{newKNNCmd, []string{"knn", "--eval-batch", "0"}, "--eval-batch 0"},
+		{newKNNCmd, []string{"knn", "--threads", "-1"}, "--threads -1"},
+		{newLinearEvalCmd, []string{"linear-eval", "--val-fraction", "0"}, "--val-fraction 0"},
+		{newLinearEvalCmd, []string{"linear-eval", "--val-fraction", "1"}, "--val-fraction 1"},
+		{newLinearEvalCmd, []string{"linear-eval", "--max-iter", "0"}, "--max-iter 0"},
+		{newLinearEvalCmd, []string{"linear-eval", "--augment", "crop-flip", "--epochs", "0"}, "--epochs 0"},
+		{newFinetuneCmd, []string{"finetune", "--label-fraction", "1", "--epochs", "0"}, "--epochs 0"},
+		{newFinetuneCmd, []string{"finetune", "--label-fraction", "1", "--lr", "0"}, "--lr 0"},
+		{newEmbedCmd, []string{"embed", "--data", fx.test, "--out", filepath.Join(t.TempDir(), "e.npy"), "--plot-points", "0"}, "--plot-points 0"},
+	} {
+		args := append(c.args, tt...)
+		if c.args[0] == "embed" {
+			args = append(c.args, "--run", fx.run)
+		}
+		_, stderr, err := runCmd(t, c.newCmd, args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want one saying %q", c.args, err, c.want)
+		}
+		if stderr != "" {
+			t.Errorf("%v: work was done before the flag was refused:\n%s", c.args, stderr)
+		}
+	}
+}
+
+// TestKNNHelpCitesDefaultsRight: the help said k=200, tau=0.1 were used
+// "as in lightly and solo-learn"; solo-learn's defaults are k=20, T=0.07
+// (solo/utils/knn.py).
+func TestKNNHelpCitesDefaultsRight(t *testing.T) {
+	c := newKNNCmd()
+	long := strings.Join(strings.Fields(c.Long), " ")
+	if strings.Contains(long, "lightly and solo-learn") || !strings.Contains(long, "solo-learn's kNN callback defaults to k=20, T=0.07") {
+		t.Errorf("knn --help misattributes the defaults:\n%s", c.Long)
+	}
+	if k, tau := c.Flags().Lookup("k").DefValue, c.Flags().Lookup("tau").DefValue; k != "200" || tau != "0.1" {
+		t.Errorf("defaults k=%s tau=%s, the help says 200 and 0.1", k, tau)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strings"
 
@@ -40,7 +41,25 @@ func addRunFlags(c *cobra.Command, f *runFlags, baseline bool) {
 	c.Flags().BoolVar(&f.threadsForce, "threads-force", false, "use --threads even above the number of CPUs")
 	c.Flags().IntVar(&f.batch, "eval-batch", 256, "images per forward pass when computing embeddings")
 	c.Flags().IntVar(&f.workers, "workers", 0, "image decoding goroutines (0 = all cores)")
+	c.PreRunE = func(*cobra.Command, []string) error { return f.validate() }
 }
+
+// validate checks the shared flags before a command opens or embeds
+// anything.
+func (f *runFlags) validate() error {
+	switch {
+	case f.threads < 0:
+		return fmt.Errorf("--threads %d: want >= 0 (0 = all cores)", f.threads)
+	case f.batch < 1:
+		return fmt.Errorf("--eval-batch %d: want >= 1", f.batch)
+	case f.workers < 0:
+		return fmt.Errorf("--workers %d: want >= 0 (0 = all cores)", f.workers)
+	}
+	return nil
+}
+
+// positiveFinite says whether x is a usable positive rate or temperature.
+func positiveFinite(x float64) bool { return x > 0 && !math.IsInf(x, 0) }
 
 // loadedRun is an encoder ready to use.
 type loadedRun struct {
