@@ -11,6 +11,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/simclr-go/simclr/data"
+	"github.com/simclr-go/simclr/engine/dnnl"
 	"github.com/spf13/cobra"
 )
 
@@ -280,5 +282,27 @@ func TestKNNHelpCitesDefaultsRight(t *testing.T) {
 	}
 	if k, tau := c.Flags().Lookup("k").DefValue, c.Flags().Lookup("tau").DefValue; k != "200" || tau != "0.1" {
 		t.Errorf("defaults k=%s tau=%s, the help says 200 and 0.1", k, tau)
+	}
+}
+
+// TestVersionFlag: simclr --version names the module version, the Go
+// version and the backend with oneDNN's version when built with it.
+func TestVersionFlag(t *testing.T) {
+	var out bytes.Buffer
+	rootCmd.SetOut(&out)
+	rootCmd.SetArgs([]string{"--version"})
+	defer rootCmd.SetArgs(nil)
+	defer rootCmd.SetOut(nil)
+	if err := rootCmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	if !strings.HasPrefix(s, "simclr ") || !strings.Contains(s, runtime.Version()) || !strings.Contains(s, "backend: ") {
+		t.Errorf("--version printed %q", s)
+	}
+	if v := dnnl.Version(); v != "" {
+		if !regexp.MustCompile(`^\d+\.\d+\.\d+`).MatchString(v) || !strings.Contains(s, "oneDNN "+v) {
+			t.Errorf("oneDNN version %q; --version printed %q", v, s)
+		}
 	}
 }

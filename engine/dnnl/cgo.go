@@ -37,6 +37,19 @@ func cInit(threads int) error {
 	return nil
 }
 
+// Version is the version of the oneDNN library linked into the process,
+// "MAJOR.MINOR.PATCH" and the git hash of its sources when it has one.
+func Version() string {
+	v := C.dnnl_version()
+	s := fmt.Sprintf("%d.%d.%d", int(v.major), int(v.minor), int(v.patch))
+	if v.hash != nil {
+		if h := C.GoString(v.hash); h != "" && h != "N/A" {
+			s += " (" + h + ")"
+		}
+	}
+	return s
+}
+
 func cMaxThreads() int { return int(C.shim_max_threads()) }
 
 // cMemopsMode is SIMCLR_DNNL_SERIAL_MEMOPS as read by shim_init: -1 unset,

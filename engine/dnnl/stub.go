@@ -13,6 +13,9 @@ func New(threads int) (engine.Backend, error) {
 	return nil, errors.New("dnnl: built without oneDNN (purego tag or CGO_ENABLED=0); use engine.Reference()")
 }
 
+// Version is empty: no oneDNN is linked.
+func Version() string { return "" }
+
 // Available reports whether New can succeed.
 func Available() bool { return false }
 
