@@ -41,13 +41,14 @@ func newAugmentCmd() *cobra.Command {
 		Short: "Show SimCLR augmentations of an image (grid of random views and single operators)",
 		Long: `augment applies the SimCLR augmentation pipeline of a preset to one image.
 
-The image goes through the dataset loader's decoder and its pixel limit
-(data.MaxImagePixels, checked on the header before decoding). With --out it
-writes a grid (PNG, or JPEG for a .jpg/.jpeg name): the original (resized to the preset size and
-centre-cropped), N random views, then one labelled panel per single operator
+With --out it writes a grid (PNG, or JPEG for a .jpg/.jpeg name): the
+original (resized to the preset size and centre-cropped), N random views, then one labelled panel per single operator
 (crop, flip, colour jitter, grayscale, blur, solarize), like Figure 4 of the
 SimCLR paper. With --views-dir it writes N individual views as PNG files
-(view_0000.png, ...). Views are shown denormalised, in [0,1].`,
+(view_0000.png, ...). Views are shown denormalised, in [0,1].
+
+The image is read by the dataset loader's decoder, with its limit of 2^26
+(64 Mi) pixels checked on the header before any decoding.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runAugment(o, cmd.OutOrStdout())
@@ -148,9 +149,6 @@ func writeImage(path string, m image.Image) error {
 	enc, err := imageEncoder(path)
 	if err != nil {
 		return err
-	}
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		return fmt.Errorf("augment: --out %s is a directory; give a file name (grid.png) or use --views-dir", path)
 	}
 	f, err := atomicfile.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*.tmp")
 	if err != nil {

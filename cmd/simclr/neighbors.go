@@ -120,7 +120,7 @@ red when not. The JSON line lists the query and neighbour indices and names.`,
 	c.Flags().StringVar(&out, "out", "", "output PNG")
 	c.Flags().IntVar(&queries, "query", 8, "number of query images (a seeded random sample)")
 	c.Flags().IntVar(&k, "k", 8, "neighbours per query")
-	c.Flags().IntVar(&cell, "cell", 64, "side of each picture in the grid, in pixels (1 ... 1024; the whole grid is limited to data.MaxImagePixels)")
+	c.Flags().IntVar(&cell, "cell", 64, "side of each picture in the grid, in pixels (1 ... 1024; the whole grid is limited to 2^26 pixels)")
 	c.Flags().Uint64Var(&seed, "seed", 1, "seed of the query sample")
 	return c
 }
