@@ -104,13 +104,12 @@ func NeighborGrid(rows [][]GridCell, cell int) *image.RGBA {
 	for i := range img.Pix {
 		img.Pix[i] = 255
 	}
-	const frame = gridFrame
-	step := cell + 2*frame + gridGap
+	step := cell + 2*gridFrame + gridGap
 	for ri, r := range rows {
 		for ci, c := range r {
 			x0, y0 := gridGap+ci*step, gridGap+ri*step
-			for y := 0; y < cell+2*frame; y++ {
-				for x := 0; x < cell+2*frame; x++ {
+			for y := 0; y < cell+2*gridFrame; y++ {
+				for x := 0; x < cell+2*gridFrame; x++ {
 					img.SetRGBA(x0+x, y0+y, c.Border)
 				}
 			}
@@ -127,7 +126,7 @@ func NeighborGrid(rows [][]GridCell, cell int) *image.RGBA {
 						v := src.Pix[(ch*src.H+sy)*src.W+sx]
 						px[ch] = uint8(math.Round(float64(min(max(v, 0), 1)) * 255))
 					}
-					img.SetRGBA(x0+frame+x, y0+frame+y, color.RGBA{px[0], px[1], px[2], 255})
+					img.SetRGBA(x0+gridFrame+x, y0+gridFrame+y, color.RGBA{px[0], px[1], px[2], 255})
 				}
 			}
 		}
