@@ -1,31 +1,33 @@
 package eval
 
 import (
-	"bufio"
-	"encoding/binary"
 	"fmt"
-	"math"
-	"os"
-	"path/filepath"
+	"sort"
+	"strconv"
 
-	"github.com/nlpodyssey/safetensors"
-	"github.com/simclr-go/simclr/internal/atomicfile"
 	"github.com/simclr-go/simclr/nn"
+	"github.com/simclr-go/simclr/stfile"
 )
 
 // ExportFormat is the "format" metadata value of an exported encoder.
 const ExportFormat = "simclr-encoder/torchvision"
 
-type stView struct {
-	dt    safetensors.DType
-	shape []uint64
-	data  []byte
+// encoderTensors lists the encoder's state_dict in torchvision's order:
+// parameters, BN running statistics, then the num_batches_tracked counters
+// (int64 scalars). The slices share the encoder's memory.
+func encoderTensors(enc *nn.ResNet) []stfile.Tensor {
+	var ts []stfile.Tensor
+	for _, p := range enc.Params() {
+		ts = append(ts, stfile.Tensor{Name: p.Name, Shape: p.T.Shape(), F32: p.T.Data()})
+	}
+	for _, b := range enc.Buffers() {
+		ts = append(ts, stfile.Tensor{Name: b.Name, Shape: b.T.Shape(), F32: b.T.Data()})
+	}
+	for _, c := range enc.Counters() {
+		ts = append(ts, stfile.Tensor{Name: c.Name, Shape: []int{}, I64: []int64{*c.N}})
+	}
+	return ts
 }
-
-func (v stView) DType() safetensors.DType { return v.dt }
-func (v stView) Shape() []uint64          { return v.shape }
-func (v stView) Data() []byte             { return v.data }
-func (v stView) DataLen() uint64          { return uint64(len(v.data)) }
 
 // ExportEncoder writes an encoder as a safetensors file holding exactly the
 // state_dict of torchvision's ResNet with fc removed: parameters
@@ -34,67 +36,86 @@ func (v stView) DataLen() uint64          { return uint64(len(v.data)) }
 // "...num_batches_tracked" as int64 scalars, so that
 // model.load_state_dict(..., strict=True) accepts it once model.fc is
 // replaced by nn.Identity(). meta goes into the file's __metadata__ next to
-// "format". The file is written atomically.
+// "format" and the checksums (stfile.ChecksumKey, which PyTorch ignores).
+// The file is written atomically.
 func ExportEncoder(path string, enc *nn.ResNet, meta map[string]string) error {
-	views := map[string]stView{}
-	add := func(name string, v stView) error {
-		if _, dup := views[name]; dup {
-			return fmt.Errorf("export %s: duplicate tensor %s", path, name)
-		}
-		views[name] = v
-		return nil
-	}
-	f32 := func(name string, shape []int, x []float32) error {
-		b := make([]byte, 4*len(x))
-		for i, v := range x {
-			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
-		}
-		s := make([]uint64, len(shape))
-		for i, d := range shape {
-			s[i] = uint64(d)
-		}
-		return add(name, stView{safetensors.F32, s, b})
-	}
-	for _, p := range enc.Params() {
-		if err := f32(p.Name, p.T.Shape(), p.T.Data()); err != nil {
-			return err
-		}
-	}
-	for _, b := range enc.Buffers() {
-		if err := f32(b.Name, b.T.Shape(), b.T.Data()); err != nil {
-			return err
-		}
-	}
-	for _, c := range enc.Counters() {
-		if err := add(c.Name, stView{safetensors.I64, []uint64{}, binary.LittleEndian.AppendUint64(nil, uint64(*c.N))}); err != nil {
-			return err
-		}
-	}
 	md := map[string]string{"format": ExportFormat}
 	for k, v := range meta {
 		md[k] = v
 	}
-	f, err := atomicfile.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(f.Name())
-		return fmt.Errorf("export %s: %w", path, err)
-	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if err := safetensors.SerializeToWriter(views, md, bw); err != nil {
-		return fail(err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fail(err)
+	if err := stfile.Write(path, encoderTensors(enc), md, stfile.Options{}); err != nil {
+		return fmt.Errorf("export %w", err)
 	}
 	return nil
+}
+
+// Export is an exported encoder read back and verified.
+type Export struct {
+	Path    string
+	Meta    map[string]string // the file's metadata (format, arch, width, stem, image_size, mean, std, ...)
+	Encoder *nn.ResNet
+	// Verified is false for a file written before checksums were stored.
+	Verified bool
+}
+
+// ReadExport reads an encoder written by ExportEncoder, verifying its
+// checksums and that every weight is finite (stfile.Read), and rebuilds
+// the encoder its metadata describes with exactly its tensors.
+func ReadExport(path string) (*Export, error) {
+	f, err := stfile.Read(path)
+	if err != nil {
+		return nil, fmt.Errorf("exported encoder %w", err)
+	}
+	md := f.Metadata
+	if md["format"] != ExportFormat {
+		return nil, fmt.Errorf("exported encoder %s: metadata format %q, want %q (a file written by 'simclr export')", path, md["format"], ExportFormat)
+	}
+	width, err := strconv.ParseFloat(md["width"], 64)
+	if err != nil {
+		return nil, fmt.Errorf("exported encoder %s: metadata width %q: %v", path, md["width"], err)
+	}
+	in := 0
+	if s, ok := md["in_channels"]; ok {
+		if in, err = strconv.Atoi(s); err != nil {
+			return nil, fmt.Errorf("exported encoder %s: metadata in_channels %q: %v", path, s, err)
+		}
+	}
+	enc, err := nn.NewResNet(nn.ResNetConfig{Arch: md["arch"], Width: width, Stem: md["stem"], InChannels: in})
+	if err != nil {
+		return nil, fmt.Errorf("exported encoder %s: %w", path, err)
+	}
+	want := map[string]bool{}
+	counters := map[string]*int64{}
+	for _, c := range enc.Counters() {
+		counters[c.Name] = c.N
+	}
+	for _, e := range encoderTensors(enc) {
+		want[e.Name] = true
+		t, ok := f.Tensors[e.Name]
+		if !ok {
+			return nil, fmt.Errorf("exported encoder %s: tensor %s is missing for %s x%g", path, e.Name, md["arch"], width)
+		}
+		if e.I64 != nil {
+			if len(t.I64) != 1 {
+				return nil, fmt.Errorf("exported encoder %s: tensor %s: want an int64 scalar, got shape %v", path, e.Name, t.Shape)
+			}
+			*counters[e.Name] = t.I64[0]
+			continue
+		}
+		if t.F32 == nil || fmt.Sprint(t.Shape) != fmt.Sprint(e.Shape) {
+			return nil, fmt.Errorf("exported encoder %s: tensor %s has shape %v, %s x%g wants %v", path, e.Name, t.Shape, md["arch"], width, e.Shape)
+		}
+		copy(e.F32, t.F32)
+	}
+	var extra []string
+	for _, n := range f.Names {
+		if !want[n] {
+			extra = append(extra, n)
+		}
+	}
+	if len(extra) > 0 {
+		sort.Strings(extra)
+		return nil, fmt.Errorf("exported encoder %s: %d tensors %s x%g does not have, e.g. %s", path, len(extra), md["arch"], width, extra[0])
+	}
+	return &Export{Path: path, Meta: md, Encoder: enc, Verified: f.Verified}, nil
 }

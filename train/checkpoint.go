@@ -1,23 +1,19 @@
 package train
 
 import (
-	"bufio"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
-	"unsafe"
+	"strings"
+	"time"
 
-	"github.com/nlpodyssey/safetensors"
-
-	"github.com/simclr-go/simclr/internal/atomicfile"
+	"github.com/simclr-go/simclr/stfile"
 )
 
 // CheckpointFormat is the value of the "format" metadata key of every
@@ -66,12 +62,7 @@ type Meta struct {
 
 // tensorEntry is one named tensor of a checkpoint: float32 data, or an
 // int64 scalar (BN num_batches_tracked).
-type tensorEntry struct {
-	Name  string
-	Shape []int
-	F32   []float32
-	I64   []int64
-}
+type tensorEntry = stfile.Tensor
 
 // checkpointName is the file name of the checkpoint at step.
 func checkpointName(step int) string { return fmt.Sprintf("ckpt-%08d.safetensors", step) }
@@ -148,216 +139,226 @@ func removeStaleTemps(dir string) {
 	}
 }
 
-// view adapts a tensorEntry to safetensors.View without copying.
-type view struct {
-	dt    safetensors.DType
-	shape []uint64
-	data  []byte
-}
-
-func (v view) DType() safetensors.DType { return v.dt }
-func (v view) Shape() []uint64          { return v.shape }
-func (v view) Data() []byte             { return v.data }
-func (v view) DataLen() uint64          { return uint64(len(v.data)) }
-
-var littleEndian = func() bool {
-	x := uint16(1)
-	return *(*byte)(unsafe.Pointer(&x)) == 1
-}()
-
-func f32Bytes(x []float32) []byte {
-	if len(x) == 0 {
-		return nil
-	}
-	if littleEndian {
-		return unsafe.Slice((*byte)(unsafe.Pointer(&x[0])), 4*len(x))
-	}
-	b := make([]byte, 4*len(x))
-	for i, v := range x {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
-	}
-	return b
-}
-
-func i64Bytes(x []int64) []byte {
-	b := make([]byte, 8*len(x))
-	for i, v := range x {
-		binary.LittleEndian.PutUint64(b[8*i:], uint64(v))
-	}
-	return b
-}
-
 // testWriterHook lets tests inject a failing writer into checkpoint writes.
 var testWriterHook func(io.Writer) io.Writer
 
 // writeCheckpoint writes the tensors and metadata to dir/ckpt-<step>.safetensors
-// atomically: a temporary file in the same directory is written, flushed to
-// disk, renamed over the final name, and the directory is synced, so a crash
-// at any point leaves either the old set of checkpoints or the new one.
+// atomically and with checksums (stfile.Write), so a crash at any point
+// leaves either the old set of checkpoints or the new one, and a later
+// change to the file's bytes is detected when it is read.
 func writeCheckpoint(dir string, ts []tensorEntry, meta Meta, configYAML []byte) (string, error) {
 	meta.Format = CheckpointFormat
-	views := make(map[string]view, len(ts))
-	for _, t := range ts {
-		shape := make([]uint64, len(t.Shape))
-		for i, d := range t.Shape {
-			shape[i] = uint64(d)
-		}
-		if _, dup := views[t.Name]; dup {
-			return "", fmt.Errorf("checkpoint: duplicate tensor name %q", t.Name)
-		}
-		if t.I64 != nil {
-			views[t.Name] = view{safetensors.I64, shape, i64Bytes(t.I64)}
-		} else {
-			views[t.Name] = view{safetensors.F32, shape, f32Bytes(t.F32)}
-		}
-	}
 	mj, err := json.Marshal(meta)
 	if err != nil {
 		return "", fmt.Errorf("checkpoint: metadata: %w", err)
 	}
 	md := map[string]string{"format": CheckpointFormat, "simclr": string(mj), "config": string(configYAML)}
-
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return "", fmt.Errorf("checkpoint: %w", err)
 	}
 	final := filepath.Join(dir, checkpointName(meta.Step))
-	f, err := atomicfile.CreateTemp(dir, ".ckpt-*.tmp")
-	if err != nil {
-		return "", fmt.Errorf("checkpoint: %w", err)
-	}
-	tmp := f.Name()
-	fail := func(err error) (string, error) {
-		f.Close()
-		os.Remove(tmp)
-		return "", fmt.Errorf("checkpoint %s: %w (previous checkpoints kept)", final, err)
-	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	var w io.Writer = bw
-	if testWriterHook != nil {
-		w = testWriterHook(w)
-	}
-	if err := safetensors.SerializeToWriter(views, md, w); err != nil {
-		return fail(err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("checkpoint %s: %w", final, err)
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("checkpoint %s: %w", final, err)
-	}
-	if err := syncDir(dir); err != nil {
-		return "", fmt.Errorf("checkpoint %s: sync dir: %w", final, err)
+	if err := stfile.Write(final, ts, md, stfile.Options{Wrap: testWriterHook}); err != nil {
+		return "", fmt.Errorf("checkpoint %w (previous checkpoints kept)", err)
 	}
 	return final, nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return err
-	}
-	return nil
-}
-
-// writeFileAtomic writes small files (config.yaml) with the same
+// writeFileAtomic writes small files (config.yaml, plots) with the same
 // temp-fsync-rename protocol as checkpoints.
 func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	f, err := atomicfile.CreateTemp(dir, "."+filepath.Base(path)+"-*.tmp")
-	if err != nil {
+	return stfile.WriteAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(b)
 		return err
-	}
-	tmp := f.Name()
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(dir)
+	})
 }
 
-// checkpointFile is a checkpoint read into memory.
+// checkpointFile is a checkpoint read into memory and verified.
 type checkpointFile struct {
 	Path    string
 	Meta    Meta
 	Config  []byte // resolved config, YAML
 	Tensors map[string]tensorEntry
 	Names   []string // in file order
+	// Verified is false for a checkpoint written before checksums were
+	// stored: its bytes cannot be verified (its weights were still
+	// checked to be finite).
+	Verified bool
 }
 
-// readCheckpoint reads and validates a checkpoint file. Every problem is
-// reported with the file name: truncation, a bad header, an unknown format,
-// a tensor of an unexpected dtype.
+// readCheckpoint reads and verifies a checkpoint file. Every problem is
+// reported with the file name: truncation, damaged bytes (checksums), a
+// non-finite weight, a bad header, an unknown format, a tensor of an
+// unexpected dtype. Damage wraps stfile.ErrCorrupt.
 func readCheckpoint(path string) (*checkpointFile, error) {
-	b, err := os.ReadFile(path)
+	f, err := stfile.Read(path)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint: %w", err)
+		return nil, fmt.Errorf("checkpoint %w", err)
 	}
-	st, err := safetensors.Deserialize(b)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: corrupt or truncated safetensors file: %v", path, err)
-	}
-	_, md, err := safetensors.ReadMetadata(b)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: corrupt header: %v", path, err)
-	}
-	kv := md.Metadata()
+	kv := f.Metadata
 	if kv["format"] != CheckpointFormat {
 		return nil, fmt.Errorf("checkpoint %s: not a simclr checkpoint (metadata format %q, want %q)", path, kv["format"], CheckpointFormat)
 	}
-	ck := &checkpointFile{Path: path, Config: []byte(kv["config"]), Tensors: map[string]tensorEntry{}}
+	ck := &checkpointFile{Path: path, Config: []byte(kv["config"]), Tensors: f.Tensors, Names: f.Names, Verified: f.Verified}
 	if err := json.Unmarshal([]byte(kv["simclr"]), &ck.Meta); err != nil {
 		return nil, fmt.Errorf("checkpoint %s: bad simclr metadata: %v", path, err)
 	}
-	for _, ntv := range st.Tensors() {
-		tv := ntv.TensorView
-		shape := make([]int, len(tv.Shape()))
-		for i, d := range tv.Shape() {
-			shape[i] = int(d)
-		}
-		e := tensorEntry{Name: ntv.Name, Shape: shape}
-		data := tv.Data()
-		switch tv.DType() {
-		case safetensors.F32:
-			e.F32 = make([]float32, len(data)/4)
-			for i := range e.F32 {
-				e.F32[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
-			}
-		case safetensors.I64:
-			e.I64 = make([]int64, len(data)/8)
-			for i := range e.I64 {
-				e.I64[i] = int64(binary.LittleEndian.Uint64(data[8*i:]))
-			}
-		default:
-			return nil, fmt.Errorf("checkpoint %s: tensor %s has dtype %v, want F32 or I64", path, ntv.Name, tv.DType())
-		}
-		ck.Tensors[ntv.Name] = e
-		ck.Names = append(ck.Names, ntv.Name)
-	}
 	return ck, nil
+}
+
+// CorruptCheckpointError is the refusal of a run's newest checkpoint: it
+// names the file, says what is wrong, and lists the older checkpoints of
+// the run that do verify (newest first), one of which the user can pick.
+type CorruptCheckpointError struct {
+	Run   string
+	Path  string
+	Err   error
+	Valid []string // older checkpoints that verify, newest first
+	Hint  string   // how to pick one, e.g. "resume from one with --resume-from PATH"
+}
+
+func (e *CorruptCheckpointError) Error() string {
+	s := fmt.Sprintf("%v; it is the newest checkpoint of run %s", e.Err, e.Run)
+	if len(e.Valid) == 0 {
+		return s + ", and no older checkpoint of the run verifies either"
+	}
+	s += "; older checkpoints that verify: " + strings.Join(e.Valid, ", ")
+	if e.Hint != "" {
+		s += "; " + e.Hint
+	}
+	return s
+}
+
+func (e *CorruptCheckpointError) Unwrap() error { return e.Err }
+
+// newestCheckpoint reads and verifies the newest checkpoint of a run. When
+// it is damaged the error is a *CorruptCheckpointError listing the older
+// checkpoints that verify.
+func newestCheckpoint(rundir string) (*checkpointFile, error) {
+	var path string
+	var err error
+	// A writer beside us may prune the file we listed before we open it
+	// (a newer one replaced it): list again.
+	for range 3 {
+		if path, err = LatestCheckpoint(rundir); err != nil {
+			return nil, err
+		}
+		var ck *checkpointFile
+		if ck, err = readCheckpoint(path); err == nil {
+			return ck, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			break
+		}
+	}
+	paths, steps, _ := listCheckpoints(filepath.Dir(path))
+	step := -1
+	for i, p := range paths {
+		if p == path {
+			step = steps[i]
+		}
+	}
+	var older []string
+	for i, p := range paths {
+		if steps[i] < step {
+			older = append(older, p)
+		}
+	}
+	return nil, &CorruptCheckpointError{Run: rundir, Path: path, Err: err, Valid: verifiedCheckpoints(older)}
+}
+
+// verifiedCheckpoints returns the paths (sorted by step) that read and
+// verify, newest first.
+func verifiedCheckpoints(paths []string) []string {
+	var ok []string
+	for i := len(paths) - 1; i >= 0; i-- {
+		if _, err := readCheckpoint(paths[i]); err == nil {
+			ok = append(ok, paths[i])
+		}
+	}
+	return ok
+}
+
+// resumeCheckpoint is the checkpoint a resumed run of rundir continues
+// from: the newest, or from (--resume-from) when set. from must be a
+// checkpoint of this run (in RUNDIR/checkpoints) and verify; the
+// configuration is checked against it by the caller. later lists the
+// run's checkpoints after from's step: they belong to the abandoned
+// continuation.
+func resumeCheckpoint(rundir, from string) (ck *checkpointFile, later []string, err error) {
+	if from == "" {
+		ck, err := newestCheckpoint(rundir)
+		var ce *CorruptCheckpointError
+		if errors.As(err, &ce) && len(ce.Valid) > 0 {
+			ce.Hint = "resume from one of them with --resume-from PATH"
+		}
+		return ck, nil, err
+	}
+	ckdir := filepath.Join(rundir, "checkpoints")
+	if !checkpointRE.MatchString(filepath.Base(from)) {
+		return nil, nil, fmt.Errorf("--resume-from %s: not a checkpoint file name (want %s/ckpt-<step>.safetensors)", from, ckdir)
+	}
+	fst, err := os.Stat(filepath.Dir(from))
+	if err != nil {
+		return nil, nil, fmt.Errorf("--resume-from %s: %w", from, err)
+	}
+	dst, err := os.Stat(ckdir)
+	if err != nil || !os.SameFile(fst, dst) {
+		return nil, nil, fmt.Errorf("--resume-from %s: not a checkpoint of the run %s (it must be in %s)", from, rundir, ckdir)
+	}
+	if ck, err = readCheckpoint(from); err != nil {
+		return nil, nil, fmt.Errorf("--resume-from: %w", err)
+	}
+	paths, steps, err := listCheckpoints(ckdir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("checkpoints of %s: %w", rundir, err)
+	}
+	for i, p := range paths {
+		if steps[i] > ck.Meta.Step {
+			later = append(later, p)
+		}
+	}
+	return ck, later, nil
+}
+
+// supersededDir holds the checkpoints of a continuation abandoned by
+// --resume-from, kept for the user rather than deleted.
+const supersededDir = "superseded"
+
+// setAsideCheckpoints moves the given checkpoints into
+// CKDIR/superseded/, so that neither resume nor pruning mistakes them for
+// the new continuation's. Nothing is deleted.
+func setAsideCheckpoints(ckdir string, paths []string) (string, error) {
+	if len(paths) == 0 {
+		return "", nil
+	}
+	dst := filepath.Join(ckdir, supersededDir)
+	if err := os.MkdirAll(dst, 0o777); err != nil {
+		return "", err
+	}
+	for _, p := range paths {
+		to := filepath.Join(dst, filepath.Base(p))
+		if _, err := os.Stat(to); err == nil {
+			to = fmt.Sprintf("%s.%d", to, time.Now().UnixNano())
+		}
+		if err := os.Rename(p, to); err != nil {
+			return "", err
+		}
+	}
+	return dst, stfile.SyncDir(ckdir)
+}
+
+// lastGoodCheckpoint is the newest checkpoint of the run, at most at step,
+// that verifies now, for messages that send the user back to it.
+func (t *trainer) lastGoodCheckpoint() string {
+	paths, steps, _ := listCheckpoints(t.ckdir)
+	var cands []string
+	for i, p := range paths {
+		if steps[i] <= t.step {
+			cands = append(cands, p)
+		}
+	}
+	if ok := verifiedCheckpoints(cands); len(ok) > 0 {
+		return ok[0]
+	}
+	return ""
 }

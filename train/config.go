@@ -81,6 +81,8 @@ type Config struct {
 	Resume          bool `yaml:"resume" help:"continue from the last checkpoint in --out"`
 	SkipBad         bool `yaml:"skip_bad" help:"skip unreadable images instead of stopping"`
 	LogEvery        int  `yaml:"log_every" help:"write a metrics.jsonl step record every N steps"`
+
+	ResumeFrom string `yaml:"resume_from" help:"continue from this checkpoint of --out (RUNDIR/checkpoints/ckpt-<step>.safetensors; implies --resume), e.g. an older one when the newest is damaged; later checkpoints are moved to RUNDIR/checkpoints/superseded/"`
 }
 
 // DefaultConfig returns the paper's defaults (SimCLR v1, appendix B) sized
@@ -449,7 +451,7 @@ func (c Config) Hash() string {
 func (c Config) trajectory() Config {
 	h := c
 	h.Out, h.Config = "", ""
-	h.Resume = false
+	h.Resume, h.ResumeFrom = false, ""
 	h.Threads, h.ThreadsForce, h.Workers = 0, false, 0
 	h.LogEvery, h.CheckpointEvery, h.KeepCheckpoints = 0, 0, 0
 	h.KNNEvery, h.KNNTrain, h.KNNTest, h.KNNK, h.KNNTau = 0, "", "", 0, 0

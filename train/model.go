@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/simclr-go/simclr/nn"
+	"github.com/simclr-go/simclr/stfile"
 )
 
 // NewModel builds the encoder and projection head described by a resolved
@@ -131,10 +132,14 @@ type Run struct {
 	Step       int    // optimizer steps taken
 	Epoch      int    // completed epochs
 	Meta       Meta
+	// Warning is a line to show the user when the checkpoint could not be
+	// verified (written before checksums were stored); "" otherwise.
+	Warning string
 }
 
 // LoadRun opens a run directory written by Pretrain and loads its last
-// checkpoint. The config comes from the checkpoint itself (so a copied
+// checkpoint, verified: a damaged one is refused with a
+// *CorruptCheckpointError that lists the older ones that verify. The config comes from the checkpoint itself (so a copied
 // checkpoints folder is enough), falling back to RUNDIR/config.yaml.
 func LoadRun(dir string) (*Run, error) {
 	st, err := os.Stat(dir)
@@ -144,11 +149,11 @@ func LoadRun(dir string) (*Run, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("run %s: not a directory", dir)
 	}
-	path, err := LatestCheckpoint(dir)
+	ck, err := newestCheckpoint(dir)
 	if err != nil {
 		return nil, err
 	}
-	r, err := LoadCheckpoint(path)
+	r, err := runFromCheckpoint(ck)
 	if err != nil {
 		return nil, err
 	}
@@ -164,6 +169,11 @@ func LoadCheckpoint(path string) (*Run, error) {
 	if err != nil {
 		return nil, err
 	}
+	return runFromCheckpoint(ck)
+}
+
+func runFromCheckpoint(ck *checkpointFile) (*Run, error) {
+	path := ck.Path
 	cfg := DefaultConfig()
 	rundir := filepath.Dir(filepath.Dir(path))
 	if len(ck.Config) > 0 {
@@ -180,5 +190,9 @@ func LoadCheckpoint(path string) (*Run, error) {
 	if err := loadModel(m, ck); err != nil {
 		return nil, err
 	}
-	return &Run{Dir: rundir, Config: cfg, Model: m, Checkpoint: path, Step: ck.Meta.Step, Epoch: ck.Meta.Epoch, Meta: ck.Meta}, nil
+	r := &Run{Dir: rundir, Config: cfg, Model: m, Checkpoint: path, Step: ck.Meta.Step, Epoch: ck.Meta.Epoch, Meta: ck.Meta}
+	if !ck.Verified {
+		r.Warning = stfile.UnverifiedWarning(path)
+	}
+	return r, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/simclr-go/simclr/loss"
 	"github.com/simclr-go/simclr/nn"
 	"github.com/simclr-go/simclr/optim"
+	"github.com/simclr-go/simclr/stfile"
 )
 
 // Options are the parts of a run that are not hyperparameters.
@@ -140,15 +141,29 @@ func Pretrain(ctx context.Context, cfg Config, progress io.Writer, opts Options)
 	}
 	t := &trainer{cfg: cfg, opts: opts, prog: newProgress(progress), dir: cfg.Out, ckdir: filepath.Join(cfg.Out, "checkpoints")}
 
+	// One writer per run directory: the lock is taken before anything in
+	// it is read or written, and held until Pretrain returns.
+	lock, err := lockNewOrExistingRun(cfg.Out)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer lock.Release()
+	if lock.Warning != "" {
+		t.prog.println("%s", lock.Warning)
+	}
+
 	// Resume: the checkpoint must come from the same trajectory.
 	var ck *checkpointFile
-	if cfg.Resume {
-		path, err := LatestCheckpoint(cfg.Out)
-		if err != nil {
+	var abandoned []string // checkpoints after --resume-from's step
+	if cfg.Resume || cfg.ResumeFrom != "" {
+		if _, err := LatestCheckpoint(cfg.Out); err != nil {
 			return Summary{}, fmt.Errorf("nothing to resume: %w; start the run without --resume", err)
 		}
-		if ck, err = readCheckpoint(path); err != nil {
-			return Summary{}, err
+		if ck, abandoned, err = resumeCheckpoint(cfg.Out, cfg.ResumeFrom); err != nil {
+			return Summary{}, fmt.Errorf("cannot resume: %w", err)
+		}
+		if !ck.Verified {
+			t.prog.println("%s", stfile.UnverifiedWarning(ck.Path))
 		}
 	} else if paths, _, _ := listCheckpoints(t.ckdir); len(paths) > 0 {
 		return Summary{}, fmt.Errorf("run directory %s already has checkpoints; continue it with --resume or choose another --out", cfg.Out)
@@ -211,8 +226,13 @@ func Pretrain(ctx context.Context, cfg Config, progress io.Writer, opts Options)
 		return Summary{}, fmt.Errorf("run directory: %w", err)
 	}
 	removeStaleTemps(t.ckdir)
+	if moved, err := setAsideCheckpoints(t.ckdir, abandoned); err != nil {
+		return Summary{}, fmt.Errorf("--resume-from: set aside the later checkpoints: %w", err)
+	} else if moved != "" {
+		t.prog.println("--resume-from %s: the %d later checkpoints were moved to %s", ck.Path, len(abandoned), moved)
+	}
 	saved := cfg
-	saved.Resume = false // the file describes the run, not how it was started
+	saved.Resume, saved.ResumeFrom = false, "" // the file describes the run, not how it was started
 	if t.cfgY, err = saved.yamlBytes(); err != nil {
 		return Summary{}, err
 	}
@@ -317,7 +337,7 @@ func (t *trainer) checkpoint() error {
 		for _, v := range p.T.Data() {
 			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 				return fmt.Errorf("%w: parameter %s became %v at step %d; not checkpointed; the last good checkpoint is %s",
-					ErrNonFinite, p.Name, v, t.step, orNone(t.lastCkpt))
+					ErrNonFinite, p.Name, v, t.step, orNone(t.lastGoodCheckpoint()))
 			}
 		}
 	}
@@ -403,7 +423,7 @@ func (t *trainer) loop(ctx context.Context, start time.Time) (Summary, error) {
 			l, st := loss.NTXent(t.tp, z, b.N, float32(cfg.Temperature))
 			if math.IsNaN(st.Loss) || math.IsInf(st.Loss, 0) {
 				return t.finish(sum), fmt.Errorf("%w: the loss is %v at step %d (epoch %d); stopping. The last good checkpoint is %s. Try a lower --lr, a higher --temperature or more warm-up",
-					ErrNonFinite, st.Loss, t.step+1, t.epoch+1, orNone(t.lastCkpt))
+					ErrNonFinite, st.Loss, t.step+1, t.epoch+1, orNone(t.lastGoodCheckpoint()))
 			}
 			t.opt.ZeroGrad()
 			t.tp.Backward(l)

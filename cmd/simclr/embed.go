@@ -60,6 +60,9 @@ by label: exact t-SNE (default, up to 1000 points, ~30 s) or PCA (--projection p
 			}
 			var net nn.Net = lr.Model.Encoder
 			if layer == "z" {
+				if lr.Model.Head == nil {
+					return fmt.Errorf("--layer z: %s has no projection head (an exported encoder); use --layer h or the run directory", f.run)
+				}
 				net = lr.Model
 			}
 			dim := net.OutDim()

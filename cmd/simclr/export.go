@@ -21,7 +21,11 @@ func newExportCmd() *cobra.Command {
 file whose tensor names and shapes are exactly those of torchvision's ResNet
 state_dict without fc: conv1.weight, bn1.{weight,bias,running_mean,running_var,
 num_batches_tracked}, layer1.0.conv1.weight, ... (float32; num_batches_tracked as
-int64 scalars). The metadata records arch, width, stem and base_channels.
+int64 scalars). The metadata records arch, width, stem, base_channels, the
+preset, image size and normalisation, and a CRC-32C of every tensor
+(simclr_checksums; PyTorch ignores it). The file can be given to --run of
+embed, knn, linear-eval, finetune and neighbors, which verify it (checksums,
+finite weights) before use.
 
 In PyTorch (see scripts/check_export.py, which also checks the embeddings):
 
@@ -57,6 +61,7 @@ script shows how.`,
 				"in_channels":   strconv.Itoa(enc.InChannels()),
 				"out_dim":       strconv.Itoa(enc.OutDim()),
 				"image_size":    strconv.Itoa(a.Size),
+				"preset":        lr.Run.Config.Preset,
 				"mean":          fmt.Sprintf("%g,%g,%g", a.Mean[0], a.Mean[1], a.Mean[2]),
 				"std":           fmt.Sprintf("%g,%g,%g", a.Std[0], a.Std[1], a.Std[2]),
 				"source":        lr.Source,

@@ -17,7 +17,8 @@ func newPlotCmd() *cobra.Command {
 		Short: "Redraw a run's training curves (loss, learning rate, kNN accuracy) as PNGs",
 		Long: `plot reads RUNDIR/metrics.jsonl and redraws RUNDIR/plots/loss.png, lr.png and
 knn.png (pretraining draws them too; use this while a run is in progress or after
-copying a run directory).`,
+copying a run directory). It takes no writer lock: the plots are derived from
+metrics.jsonl and replaced atomically, so it may run beside pretrain.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if run == "" {

@@ -27,6 +27,18 @@ LARS by default) on the images of --data, writing RUNDIR:
   RUNDIR/checkpoints/ckpt-<step>.safetensors  weights, optimizer and position
   RUNDIR/metrics.jsonl                    one JSON object per logged step and epoch
   RUNDIR/plots/{loss,lr,knn}.png          training curves
+  RUNDIR/.simclr-writer.lock              the writer lock (PID of the last writer)
+
+One process writes a run directory at a time: pretrain holds an OS lock on
+it (released when the process ends, however it ends), and a second pretrain
+on the same --out, new or --resume, fails at once naming the PID that holds
+it. knn, embed, linear-eval, finetune, neighbors, export and plot only read
+the run (plot rewrites plots/ atomically) and may run beside training.
+
+Checkpoints carry a CRC-32C of every tensor; loading one verifies it and
+that every weight is finite. When the newest is damaged, --resume refuses
+it and lists the older checkpoints that verify; --resume-from PATH continues
+from one of them (later checkpoints are moved to checkpoints/superseded/).
 
 Every hyperparameter is a flag and a key of the --config YAML file (the flag
 name with underscores: --weight-decay is weight_decay); flags given
@@ -36,7 +48,8 @@ Ctrl-C stops after the current step with a checkpoint. The run ends with a
 one-line JSON summary on stdout.`,
 		Example: `  simclr pretrain --out runs/fmnist --epochs 5 --batch 128 --width 0.25
   simclr pretrain --data cifar10:data/cifar10@train --out runs/c10 --config c10.yaml
-  simclr pretrain --out runs/c10 --resume`,
+  simclr pretrain --out runs/c10 --resume
+  simclr pretrain --out runs/c10 --resume-from runs/c10/checkpoints/ckpt-00001950.safetensors`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -83,8 +96,8 @@ one-line JSON summary on stdout.`,
 func pretrainConfig(fl *train.Flags) (train.Config, error) {
 	cfg := train.DefaultConfig()
 	probe := cfg
-	fl.Apply(&probe) // to learn --out and --resume
-	if probe.Resume && fl.ConfigFile() == "" && probe.Out != "" {
+	fl.Apply(&probe) // to learn --out, --resume and --resume-from
+	if (probe.Resume || probe.ResumeFrom != "") && fl.ConfigFile() == "" && probe.Out != "" {
 		path := filepath.Join(probe.Out, "config.yaml")
 		if _, err := os.Stat(path); err == nil {
 			if err := cfg.LoadConfigFile(path); err != nil {

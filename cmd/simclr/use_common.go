@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/simclr-go/simclr/augment"
@@ -17,6 +19,7 @@ import (
 	"github.com/simclr-go/simclr/engine"
 	"github.com/simclr-go/simclr/eval"
 	"github.com/simclr-go/simclr/nn"
+	"github.com/simclr-go/simclr/stfile"
 	"github.com/simclr-go/simclr/train"
 	"github.com/spf13/cobra"
 )
@@ -33,7 +36,7 @@ type runFlags struct {
 }
 
 func addRunFlags(c *cobra.Command, f *runFlags, baseline bool) {
-	c.Flags().StringVar(&f.run, "run", "", "run directory written by 'simclr pretrain' (its last checkpoint is used)")
+	c.Flags().StringVar(&f.run, "run", "", "run directory written by 'simclr pretrain' (its last checkpoint is used), one of its checkpoints (RUNDIR/checkpoints/ckpt-<step>.safetensors), or an encoder written by 'simclr export'; every file is verified (checksums, finite weights) before use")
 	if baseline {
 		c.Flags().StringVar(&f.baseline, "baseline", "", "random-init: evaluate a freshly initialised encoder of the run's architecture instead of the trained one")
 	}
@@ -74,19 +77,16 @@ type loadedRun struct {
 
 func openRun(f *runFlags, stderr io.Writer) (*loadedRun, error) {
 	if f.run == "" {
-		return nil, errors.New("--run RUNDIR is required (a directory written by 'simclr pretrain')")
+		return nil, errors.New("--run is required: a directory written by 'simclr pretrain', one of its checkpoints, or a file written by 'simclr export'")
 	}
-	r, err := train.LoadRun(f.run)
+	lr, err := loadWeights(f.run)
 	if err != nil {
 		return nil, err
 	}
-	cfg := r.Config
-	acfg, err := cfg.Resolve()
-	if err != nil {
-		return nil, fmt.Errorf("run %s: %w", f.run, err)
+	if lr.Run.Warning != "" {
+		fmt.Fprintln(stderr, lr.Run.Warning)
 	}
-	lr := &loadedRun{Run: r, Model: r.Model, Aug: acfg,
-		Source: fmt.Sprintf("%s (step %d, epoch %d)", r.Checkpoint, r.Step, r.Epoch)}
+	cfg := lr.Run.Config
 	switch f.baseline {
 	case "":
 	case "random-init":
@@ -104,6 +104,94 @@ func openRun(f *runFlags, stderr io.Writer) (*loadedRun, error) {
 	fmt.Fprintf(stderr, "encoder: %s x%g (%s stem, h %d-d) from %s; backend %s\n",
 		cfg.Arch, cfg.Width, cfg.Stem, lr.Model.Encoder.OutDim(), lr.Source, lr.Backend.Name())
 	return lr, nil
+}
+
+// loadWeights loads what --run names: a run directory (its newest
+// checkpoint), one checkpoint file, or an exported encoder, each verified
+// (checksums, finite weights). An exported encoder has no projection head
+// (Model.Head is nil); its config is rebuilt from the file's metadata.
+func loadWeights(path string) (*loadedRun, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("--run: %w", err)
+	}
+	var r *train.Run
+	var exported map[string]string
+	switch {
+	case st.IsDir():
+		if r, err = train.LoadRun(path); err != nil {
+			var ce *train.CorruptCheckpointError
+			if errors.As(err, &ce) && len(ce.Valid) > 0 {
+				ce.Hint = "use one of them with --run PATH"
+			}
+			return nil, err
+		}
+	default:
+		md, err := stfile.PeekMetadata(path)
+		if err != nil {
+			return nil, fmt.Errorf("--run %w", err)
+		}
+		switch md["format"] {
+		case train.CheckpointFormat:
+			if r, err = train.LoadCheckpoint(path); err != nil {
+				return nil, err
+			}
+		case eval.ExportFormat:
+			ex, err := eval.ReadExport(path)
+			if err != nil {
+				return nil, err
+			}
+			if r, err = exportedRun(ex); err != nil {
+				return nil, err
+			}
+			exported = ex.Meta
+		default:
+			return nil, fmt.Errorf("--run %s: neither a simclr checkpoint nor an exported encoder (metadata format %q)", path, md["format"])
+		}
+	}
+	cfg := r.Config
+	acfg, err := cfg.Resolve()
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", path, err)
+	}
+	lr := &loadedRun{Run: r, Model: r.Model, Aug: acfg,
+		Source: fmt.Sprintf("%s (step %d, epoch %d)", r.Checkpoint, r.Step, r.Epoch)}
+	if exported != nil {
+		lr.Source = "exported encoder " + path
+		// The normalisation the encoder was trained with.
+		for key, dst := range map[string]*[3]float32{"mean": &lr.Aug.Mean, "std": &lr.Aug.Std} {
+			if v, ok := exported[key]; ok {
+				if _, err := fmt.Sscanf(v, "%g,%g,%g", &dst[0], &dst[1], &dst[2]); err != nil {
+					return nil, fmt.Errorf("exported encoder %s: metadata %s %q: %v", path, key, v, err)
+				}
+			}
+		}
+	}
+	return lr, nil
+}
+
+// exportedRun describes an exported encoder as a run without a head: the
+// encoder's architecture from the file, and the preset and image size its
+// metadata records (the defaults for files that lack them).
+func exportedRun(ex *eval.Export) (*train.Run, error) {
+	cfg := train.DefaultConfig()
+	rc := ex.Encoder.Config()
+	cfg.Arch, cfg.Width, cfg.Stem = rc.Arch, rc.Width, rc.Stem
+	if p, ok := ex.Meta["preset"]; ok {
+		cfg.Preset = p
+	}
+	if s, ok := ex.Meta["image_size"]; ok {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return nil, fmt.Errorf("exported encoder %s: metadata image_size %q: %v", ex.Path, s, err)
+		}
+		cfg.ImageSize = n
+	}
+	r := &train.Run{Config: cfg, Model: &nn.Model{Encoder: ex.Encoder}, Checkpoint: ex.Path}
+	if !ex.Verified {
+		r.Warning = stfile.UnverifiedWarning(ex.Path)
+	}
+	return r, nil
 }
 
 // evalPipeline is the deterministic evaluation view of the run's policy.
