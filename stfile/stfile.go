@@ -4,9 +4,8 @@
 //
 // Write stores a CRC-32C (Castagnoli) of every tensor's bytes, and one of
 // the other metadata, as JSON under the metadata key ChecksumKey, and
-// writes the file atomically (temporary file in the same directory,
-// fsync, rename, fsync of the directory), created with mode 0666 less the
-// process umask like any other file the user creates.
+// writes the file atomically (atomicfile.Write: temporary file in the same
+// directory, fsync, rename, fsync of the directory).
 //
 // Read refuses a file whose bytes do not match their checksums (a zeroed
 // tensor, a flipped bit, a truncated file), a file whose checksum list and
@@ -30,7 +29,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"sort"
 	"unsafe"
 
@@ -190,7 +188,7 @@ func Write(path string, ts []Tensor, md map[string]string, opt Options) error {
 		return fmt.Errorf("%s: checksums: %w", path, err)
 	}
 	all[ChecksumKey] = string(sj)
-	return WriteAtomic(path, func(f io.Writer) error {
+	return atomicfile.Write(path, func(f io.Writer) error {
 		bw := bufio.NewWriterSize(f, 1<<20)
 		var w io.Writer = bw
 		if opt.Wrap != nil {
@@ -201,57 +199,6 @@ func Write(path string, ts []Tensor, md map[string]string, opt Options) error {
 		}
 		return bw.Flush()
 	})
-}
-
-// WriteAtomic creates path with the content write produces, so that a
-// crash or an error at any point leaves either the old file or the new
-// one: a temporary file in the same directory is written, flushed to disk,
-// renamed over path, and the directory is synced. The file's mode is 0666
-// less the umask (atomicfile.CreateTemp; os.CreateTemp would make it 0600). On error the
-// temporary file is removed and the error names path.
-func WriteAtomic(path string, write func(io.Writer) error) error {
-	dir := filepath.Dir(path)
-	f, err := atomicfile.CreateTemp(dir, "."+filepath.Base(path)+"-*.tmp")
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := write(f); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := SyncDir(dir); err != nil {
-		return fmt.Errorf("%s: sync directory: %w", path, err)
-	}
-	return nil
-}
-
-// SyncDir flushes a directory's entries (a rename) to disk.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return err
-	}
-	return nil
 }
 
 func firstNonFinite(x []float32) (int, bool) {

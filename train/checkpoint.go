@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/simclr-go/simclr/internal/atomicfile"
 	"github.com/simclr-go/simclr/stfile"
 )
 
@@ -166,7 +167,7 @@ func writeCheckpoint(dir string, ts []tensorEntry, meta Meta, configYAML []byte)
 // writeFileAtomic writes small files (config.yaml, plots) with the same
 // temp-fsync-rename protocol as checkpoints.
 func writeFileAtomic(path string, b []byte) error {
-	return stfile.WriteAtomic(path, func(w io.Writer) error {
+	return atomicfile.Write(path, func(w io.Writer) error {
 		_, err := w.Write(b)
 		return err
 	})
@@ -344,7 +345,7 @@ func setAsideCheckpoints(ckdir string, paths []string) (string, error) {
 			return "", err
 		}
 	}
-	return dst, stfile.SyncDir(ckdir)
+	return dst, atomicfile.SyncDir(ckdir)
 }
 
 // lastGoodCheckpoint is the newest checkpoint of the run, at most at step,

@@ -10,6 +10,8 @@ package atomicfile
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -44,4 +46,55 @@ func CreateTemp(dir, pattern string) (*os.File, error) {
 		}
 		return f, err
 	}
+}
+
+// Write creates path with the content write produces, so that a
+// crash or an error at any point leaves either the old file or the new
+// one: a temporary file in the same directory is written, flushed to disk,
+// renamed over path, and the directory is synced. The file's mode is 0666
+// less the umask (CreateTemp). On error the temporary file is removed and
+// the error names path.
+func Write(path string, write func(io.Writer) error) error {
+	dir := filepath.Dir(path)
+	f, err := CreateTemp(dir, "."+filepath.Base(path)+"-*.tmp")
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	tmp := f.Name()
+	fail := func(err error) error {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := write(f); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := SyncDir(dir); err != nil {
+		return fmt.Errorf("%s: sync directory: %w", path, err)
+	}
+	return nil
+}
+
+// SyncDir flushes a directory's entries (a rename) to disk.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return err
+	}
+	return nil
 }
