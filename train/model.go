@@ -139,8 +139,9 @@ type Run struct {
 
 // LoadRun opens a run directory written by Pretrain and loads its last
 // checkpoint, verified: a damaged one is refused with a
-// *CorruptCheckpointError that lists the older ones that verify. The config comes from the checkpoint itself (so a copied
-// checkpoints folder is enough), falling back to RUNDIR/config.yaml.
+// *CorruptCheckpointError that lists the older ones that verify. The
+// config comes from the checkpoint itself (so a copied checkpoints folder
+// is enough), falling back to RUNDIR/config.yaml.
 func LoadRun(dir string) (*Run, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
@@ -172,6 +173,8 @@ func LoadCheckpoint(path string) (*Run, error) {
 	return runFromCheckpoint(ck)
 }
 
+// runFromCheckpoint rebuilds the model of a checkpoint already read and
+// verified.
 func runFromCheckpoint(ck *checkpointFile) (*Run, error) {
 	path := ck.Path
 	cfg := DefaultConfig()
