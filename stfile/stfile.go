@@ -224,6 +224,12 @@ func Read(path string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
+	return Parse(path, b)
+}
+
+// Parse is Read on the file's bytes b (read once, e.g. by one process and
+// broadcast to others); path names the file in errors.
+func Parse(path string, b []byte) (*File, error) {
 	corrupt := func(format string, a ...any) error {
 		return fmt.Errorf("%s: %w: %s", path, ErrCorrupt, fmt.Sprintf(format, a...))
 	}
