@@ -96,6 +96,16 @@ type PoolParams struct {
 // backward kernel (for example max-pool argmax indices).
 type Workspace any
 
+// Caps are the properties of a backend that callers may choose by.
+type Caps struct {
+	// Tuned: the kernels are tuned library code (oneDNN), much faster than
+	// plain Go. The reference backend's are written for clarity. Code that
+	// has a host path of its own for a product (kNN and the linear probe
+	// use gonum's float64 GEMM) uses the backend's float32 MatMul only when
+	// Tuned is set.
+	Tuned bool
+}
+
 // Backend executes kernels. Outputs are preallocated by the tape with the
 // right number of elements; a backend writes them and may set their layout
 // with SetLayout. Inputs may be in any layout this backend produced.
@@ -105,6 +115,9 @@ type Workspace any
 // funnels its calls onto one OS thread), but calls are not concurrent.
 type Backend interface {
 	Name() string
+	// Caps describes the backend, so that callers choose paths by
+	// property, never by name.
+	Caps() Caps
 
 	// Conv2D: y[N,O,OH,OW] = conv(x[N,C,H,W], w[O,C,KH,KW]) + b[O]; b may be nil.
 	Conv2D(y, x, w, b *Tensor, p ConvParams)

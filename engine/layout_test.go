@@ -18,7 +18,8 @@ type blockedBackend struct {
 	layout engine.Layout
 }
 
-func (b blockedBackend) Name() string { return "blocked-test" }
+func (b blockedBackend) Name() string      { return "blocked-test" }
+func (b blockedBackend) Caps() engine.Caps { return engine.Caps{} }
 
 func (b blockedBackend) in(t *engine.Tensor) *engine.Tensor {
 	if t == nil || t.Layout() == engine.Plain {

@@ -18,6 +18,7 @@ func Reference() Backend { return refBackend{} }
 type refBackend struct{}
 
 func (refBackend) Name() string { return "reference" }
+func (refBackend) Caps() Caps   { return Caps{} }
 
 // plain returns t's data, refusing layouts the reference kernels cannot read.
 func plain(op, name string, t *Tensor) []float32 {

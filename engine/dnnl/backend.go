@@ -139,6 +139,8 @@ type backend struct {
 
 func (b *backend) Name() string { return "dnnl" }
 
+func (b *backend) Caps() engine.Caps { return engine.Caps{Tuned: true} }
+
 // pkey identifies a plan: op, variant, layouts, flags and dimensions.
 type pkey struct {
 	op, kind uint8
