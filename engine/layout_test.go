@@ -125,6 +125,17 @@ func TestBlockedLayouts(t *testing.T) {
 	t.Run("Blocked8", func(t *testing.T) { testBlocked(t, blockedBackend{r: ref, B: 8, layout: engine.Blocked8}) })
 }
 
+// The stand-in passes the backend conformance suite, which so exercises its
+// checks of blocked inputs without oneDNN.
+func TestBlockedBackendConforms(t *testing.T) {
+	t.Run("Blocked16", func(t *testing.T) {
+		enginetest.CheckBackend(t, blockedBackend{r: ref, B: 16, layout: engine.Blocked16})
+	})
+	t.Run("Blocked8", func(t *testing.T) {
+		enginetest.CheckBackend(t, blockedBackend{r: ref, B: 8, layout: engine.Blocked8})
+	})
+}
+
 func testBlocked(t *testing.T, bb blockedBackend) {
 	mk := func() []*engine.Tensor {
 		r := newRNG(31)
