@@ -67,9 +67,9 @@ type Tensor struct {
 	view    bool    // shares another tensor's data (Reshape)
 	inUse   bool    // handed out by the pool and not yet returned
 	aoff    int     // 1 + offset of its data in the pool's arena; 0 if not there
-	saved   bool    // a recorded op consumed it and may read it in its backward
+	saved   bool    // a recorded op consumed it and may read it in its backward (set by Tape.begin)
 	gradFor *Tensor // set while this tensor is the (exclusively owned) gradient of gradFor
-	outFree bool    // its producer's backward never reads it (AddReLUInPlace may overwrite it)
+	outFree bool    // its producer's backward never reads it (set by Tape.begin; AddReLUInPlace may overwrite it)
 }
 
 // ConvParams describe a 2-D convolution (no groups, no dilation).
