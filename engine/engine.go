@@ -3,9 +3,21 @@
 // heavy kernels.
 //
 // Model code (package nn, loss, ...) is written only against Tape's op
-// methods. The kernels behind them come from a Backend: the plain-Go
-// Reference backend (the test oracle, always available) or the oneDNN backend
-// in package engine/dnnl. A GPU executor would be one more Backend.
+// methods. The heavy kernels behind them (convolution, batch norm, ReLU,
+// add, pooling, GEMM) come from a Backend: the plain-Go Reference backend
+// (the test oracle, always available) or the oneDNN backend in package
+// engine/dnnl; package engine/backends chooses one by name, and
+// engine/enginetest.CheckBackend is the conformance suite every backend
+// passes.
+//
+// The seam is a CPU seam. Every tensor's data is host memory ([]float32),
+// which callers read with Data(), and the rest of the work runs in Go on
+// that memory: about ten tape ops (Mul, Scale, Linear's bias, L2Normalize,
+// LogSoftmax, CrossEntropy, Mean/Sum, Concat/Split, gradient accumulation,
+// batch norm's running statistics), NT-Xent's elementwise parts (package
+// loss) and the optimizers' updates (package optim). A device (GPU) backend
+// therefore needs more than one more Backend: docs/backends.md lists what,
+// and the smallest interface change that allows it.
 //
 // # Layouts
 //
