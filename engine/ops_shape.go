@@ -1,5 +1,7 @@
 package engine
 
+import "slices"
+
 // Ops that move data without arithmetic: views, layout changes, joining
 // and cutting along the batch axis.
 
@@ -84,7 +86,7 @@ func (tp *Tape) Concat(xs ...*Tensor) *Tensor {
 		if x == nil {
 			panicf(op, "input %d is nil", i)
 		}
-		if len(x.shape) != len(first.shape) || !sameShape(x.shape[1:], first.shape[1:]) {
+		if len(x.shape) != len(first.shape) || !slices.Equal(x.shape[1:], first.shape[1:]) {
 			panicf(op, "input 0 %v and input %d %v: shapes differ beyond axis 0", first.shape, i, x.shape)
 		}
 		n0 += x.shape[0]

@@ -1,6 +1,9 @@
 package engine
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // This file is the tape's machinery: recording ops (begin, record, Custom),
 // the backward pass with its gradient accumulation, and early freeing.
@@ -62,23 +65,11 @@ func checkVector(op, name string, t *Tensor, n int, ref string, refShape []int) 
 	}
 }
 
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func checkSame(op string, a, b *Tensor) {
 	if a == nil || b == nil {
 		panicf(op, "nil operand")
 	}
-	if !sameShape(a.shape, b.shape) {
+	if !slices.Equal(a.shape, b.shape) {
 		panicf(op, "a %v and b %v: shapes differ", a.shape, b.shape)
 	}
 }
@@ -212,7 +203,7 @@ func (tp *Tape) addGrad(x, g *Tensor, own bool) {
 		return
 	}
 	if x.grad.layout == g.layout {
-		if sameShape(x.grad.shape, g.shape) {
+		if slices.Equal(x.grad.shape, g.shape) {
 			// The backend's add is vectorised and threaded; these are
 			// activation-sized (the residual branches' gradients).
 			tp.b.Add(x.grad, x.grad, g, false)
