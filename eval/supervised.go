@@ -100,8 +100,8 @@ func TrainSupervised(tp *engine.Tape, enc *nn.ResNet, head *LinearHead, ds data.
 		return err
 	}
 	steps := len(idx) / batch // the last partial batch is dropped (BN needs > 1 row)
-	total := cfg.Epochs * steps
-	peak := cfg.LR * float64(batch) / 256
+	// lr cfg.LR·B/256 with cosine decay to 0 and no warm-up.
+	sched := optim.Schedule{Base: cfg.LR, Scaling: "linear", Batch: batch, TotalSteps: cfg.Epochs * steps}
 	size := tf.Size()
 	vl := 3 * size * size
 	views := make([]float32, batch*vl)
@@ -146,8 +146,7 @@ func TrainSupervised(tp *engine.Tape, enc *nn.ResNet, head *LinearHead, ds data.
 			}
 			lossSum += l
 			tp.Backward(loss)
-			lr := 0.5 * peak * (1 + math.Cos(math.Pi*float64(step)/float64(total)))
-			opt.Step(float32(lr))
+			opt.Step(float32(sched.LR(step)))
 			opt.ZeroGrad()
 			tp.Reset()
 			step++
