@@ -255,15 +255,7 @@ func (tp *Tape) sameLayout(a, b *Tensor) (*Tensor, *Tensor) {
 // Both work in whatever layout their inputs share.
 func (tp *Tape) Mul(a, b *Tensor) *Tensor {
 	checkSame("Mul", a, b)
-	ap, bp := tp.sameLayout(a, b)
-	y := tp.get(a.shape...)
-	y.layout = ap.layout
-	yd, bd := y.data, bp.data[:len(ap.data)]
-	for i, v := range ap.data {
-		yd[i] = v * bd[i]
-	}
-	tp.releaseTmp(ap, a)
-	tp.releaseTmp(bp, b)
+	y := tp.product(a, b)
 	if tp.begin(y, readsIn, a, b) {
 		tp.record(y, func(g *Tensor) {
 			tp.mulGrad(b, g, a)
@@ -278,16 +270,22 @@ func (tp *Tape) mulGrad(x, g, other *Tensor) {
 	if !x.requiresGrad {
 		return
 	}
-	gp, op := tp.sameLayout(g, other)
-	d := tp.get(x.shape...)
-	d.layout = gp.layout
-	dd, od := d.data, op.data[:len(gp.data)]
-	for i, v := range gp.data {
-		dd[i] = v * od[i]
+	tp.addGrad(x, tp.product(g, other), true)
+}
+
+// product returns a new pool tensor a*b (elementwise, a's shape) in the
+// layout a and b share, or Plain.
+func (tp *Tape) product(a, b *Tensor) *Tensor {
+	ap, bp := tp.sameLayout(a, b)
+	y := tp.get(a.shape...)
+	y.layout = ap.layout
+	yd, bd := y.data, bp.data[:len(ap.data)]
+	for i, v := range ap.data {
+		yd[i] = v * bd[i]
 	}
-	tp.releaseTmp(gp, g)
-	tp.releaseTmp(op, other)
-	tp.addGrad(x, d, true)
+	tp.releaseTmp(ap, a)
+	tp.releaseTmp(bp, b)
+	return y
 }
 
 // Scale returns s*x.

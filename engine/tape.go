@@ -181,9 +181,7 @@ func (tp *Tape) addGrad(x, g *Tensor, own bool) {
 				tp.b.ToPlain(x.grad, g)
 			}
 		} else {
-			gp := tp.plainOf(g)
-			addTo(x.grad.data, gp.data)
-			tp.releaseTmp(gp, g)
+			tp.addGradPlain(x, g, 0)
 		}
 		if own {
 			tp.release(g)
@@ -211,15 +209,7 @@ func (tp *Tape) addGrad(x, g *Tensor, own bool) {
 			addTo(x.grad.data, g.data)
 		}
 	} else {
-		if x.grad.layout != Plain {
-			p := tp.plainOf(x.grad)
-			tp.release(x.grad)
-			p.gradFor = x
-			x.grad = p
-		}
-		gp := tp.plainOf(g)
-		addTo(x.grad.data, gp.data)
-		tp.releaseTmp(gp, g)
+		tp.addGradPlain(x, g, 0)
 	}
 	if own {
 		tp.release(g)
@@ -237,9 +227,7 @@ func (tp *Tape) addGradPart(x, g *Tensor, off int) {
 		if x.grad == nil {
 			x.grad = &Tensor{shape: append([]int(nil), x.shape...), data: make([]float32, len(x.data))}
 		}
-		gp := tp.plainOf(g)
-		addTo(x.grad.data[off:off+len(gp.data)], gp.data)
-		tp.releaseTmp(gp, g)
+		tp.addGradPlain(x, g, off)
 		return
 	}
 	if x.grad == nil {
@@ -252,6 +240,14 @@ func (tp *Tape) addGradPart(x, g *Tensor, off int) {
 		addTo(x.grad.data[off:off+len(g.data)], g.data)
 		return
 	}
+	tp.addGradPlain(x, g, off)
+}
+
+// addGradPlain adds g into x's existing gradient from element off on, in
+// Plain layout: it makes the gradient Plain first (an intermediate's is
+// exclusively x's, so it is replaced) and reads g through a Plain copy if
+// needed.
+func (tp *Tape) addGradPlain(x, g *Tensor, off int) {
 	if x.grad.layout != Plain {
 		p := tp.plainOf(x.grad)
 		tp.release(x.grad)

@@ -47,19 +47,9 @@ func convTol() float64 {
 	return tolWinograd // winograd, or auto (which may pick it)
 }
 
-func randT(rng *rand.Rand, shape ...int) *engine.Tensor {
-	t := engine.New(shape...)
-	for i := range t.Raw() {
-		t.Raw()[i] = float32(rng.NormFloat64())
-	}
-	return t
-}
+func randT(rng *rand.Rand, shape ...int) *engine.Tensor { return enginetest.RandN(rng, shape...) }
 
-func plainCopy(b engine.Backend, t *engine.Tensor) []float32 {
-	p := engine.New(t.Shape()...)
-	b.ToPlain(p, t)
-	return p.Data()
-}
+func plainCopy(b engine.Backend, t *engine.Tensor) []float32 { return enginetest.PlainCopy(b, t) }
 
 func relErr(got, want []float32) float64 {
 	if len(got) != len(want) {
@@ -87,20 +77,9 @@ func check(t *testing.T, b engine.Backend, what string, got *engine.Tensor, want
 }
 
 // blockedCopy returns x in the backend's blocked layout (when it has one for
-// x's channel count) via an exact 1x1 identity convolution.
+// x's channel count).
 func blockedCopy(t *testing.T, b engine.Backend, x *engine.Tensor) *engine.Tensor {
-	t.Helper()
-	c := x.Dim(1)
-	w := engine.New(c, c, 1, 1)
-	for i := range c {
-		w.Raw()[i*c+i] = 1
-	}
-	y := engine.New(x.Shape()...)
-	b.Conv2D(y, x, w, nil, engine.ConvParams{StrideH: 1, StrideW: 1})
-	if e := relErr(plainCopy(b, y), x.Data()); e != 0 {
-		t.Fatalf("identity conv not exact: %g", e)
-	}
-	return y
+	return enginetest.BlockedCopy(t, b, x)
 }
 
 type convCase struct{ n, c, h, w, o, k, s, p int }

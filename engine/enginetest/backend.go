@@ -41,7 +41,9 @@ func CheckBackendTol(t *testing.T, b engine.Backend, tol Tolerances) {
 	t.Run("Tape", func(t *testing.T) { CheckTape(t, b) })
 }
 
-func randN(rng *rand.Rand, shape ...int) *engine.Tensor {
+// RandN returns a Plain leaf with standard normal values from rng (not
+// marked as requiring grad).
+func RandN(rng *rand.Rand, shape ...int) *engine.Tensor {
 	t := engine.New(shape...)
 	for i := range t.Raw() {
 		t.Raw()[i] = float32(rng.NormFloat64())
@@ -49,7 +51,8 @@ func randN(rng *rand.Rand, shape ...int) *engine.Tensor {
 	return t
 }
 
-func plainCopy(b engine.Backend, t *engine.Tensor) []float32 {
+// PlainCopy returns t's elements in Plain order, whatever b's layout.
+func PlainCopy(b engine.Backend, t *engine.Tensor) []float32 {
 	p := engine.New(t.Shape()...)
 	b.ToPlain(p, t)
 	return p.Data()
@@ -73,7 +76,7 @@ func relErr(got []float32, want []float64) float64 {
 
 func check(t testing.TB, b engine.Backend, what string, got *engine.Tensor, want []float64, tol float64) {
 	t.Helper()
-	if e := relErr(plainCopy(b, got), want); !(e <= tol) {
+	if e := relErr(PlainCopy(b, got), want); !(e <= tol) {
 		t.Errorf("%s: relative error %.3g > %.3g", what, e, tol)
 	}
 }
@@ -86,14 +89,24 @@ func f64(xs []float32) []float64 {
 	return r
 }
 
-// variants returns x as given and, where b has a blocked layout for it, a
-// blocked copy made by an exact 1x1 identity convolution.
+// variants returns x as given and, where b has a blocked layout for x's
+// channel count, a blocked copy.
 func variants(t testing.TB, b engine.Backend, x *engine.Tensor) []*engine.Tensor {
 	t.Helper()
 	v := []*engine.Tensor{x}
-	if len(x.Shape()) != 4 {
-		return v
+	if len(x.Shape()) == 4 {
+		if y := BlockedCopy(t, b, x); y.Layout() != engine.Plain {
+			v = append(v, y)
+		}
 	}
+	return v
+}
+
+// BlockedCopy returns a copy of the 4-D tensor x made by b's exact 1x1
+// identity convolution, so in the layout b prefers for x's channel count
+// (Plain if it has none); it fails t if the copy is not exact.
+func BlockedCopy(t testing.TB, b engine.Backend, x *engine.Tensor) *engine.Tensor {
+	t.Helper()
 	c := x.Dim(1)
 	w := engine.New(c, c, 1, 1)
 	for i := range c {
@@ -101,12 +114,10 @@ func variants(t testing.TB, b engine.Backend, x *engine.Tensor) []*engine.Tensor
 	}
 	y := engine.New(x.Shape()...)
 	b.Conv2D(y, x, w, nil, engine.ConvParams{StrideH: 1, StrideW: 1})
-	if e := relErr(plainCopy(b, y), f64(x.Data())); e != 0 {
+	if e := relErr(PlainCopy(b, y), f64(x.Data())); e != 0 {
 		t.Errorf("%v: identity 1x1 convolution not exact: %g", x.Shape(), e)
-	} else if y.Layout() != engine.Plain {
-		v = append(v, y)
 	}
-	return v
+	return y
 }
 
 type convCase struct{ n, c, h, w, o, k, s, p int }
@@ -132,14 +143,14 @@ func CheckConv(t testing.TB, b engine.Backend, tol float64) {
 			p := engine.ConvParams{StrideH: cc.s, StrideW: cc.s, PadH: cc.p, PadW: cc.p}
 			oh := (cc.h+2*cc.p-cc.k)/cc.s + 1
 			ow := (cc.w+2*cc.p-cc.k)/cc.s + 1
-			x := randN(rng, cc.n, cc.c, cc.h, cc.w)
-			w := randN(rng, cc.o, cc.c, cc.k, cc.k)
+			x := RandN(rng, cc.n, cc.c, cc.h, cc.w)
+			w := RandN(rng, cc.o, cc.c, cc.k, cc.k)
 			var bb, db *engine.Tensor
 			if bias {
-				bb = randN(rng, cc.o)
+				bb = RandN(rng, cc.o)
 				db = engine.New(cc.o)
 			}
-			dy := randN(rng, cc.n, cc.o, oh, ow)
+			dy := RandN(rng, cc.n, cc.o, oh, ow)
 			yRef, dxRef, dwRef, dbRef := convOracle(x, w, bb, dy, p)
 			for _, xv := range variants(t, b, x) {
 				y := engine.New(cc.n, cc.o, oh, ow)
@@ -219,16 +230,16 @@ func CheckBatchNorm(t testing.TB, b engine.Backend, tol float64) {
 			for _, relu := range []bool{false, true} {
 				name := fmt.Sprintf("%v/train=%v/relu=%v", s, train, relu)
 				p := engine.BNParams{Eps: 1e-5, Train: train, ReLU: relu}
-				x := randN(rng, s...)
+				x := RandN(rng, s...)
 				for i := range x.Raw() {
 					x.Raw()[i] = x.Raw()[i]*2 + 0.5
 				}
-				gamma, beta := randN(rng, c), randN(rng, c)
-				mean0, var0 := randN(rng, c).Data(), randN(rng, c).Data()
+				gamma, beta := RandN(rng, c), RandN(rng, c)
+				mean0, var0 := RandN(rng, c).Data(), RandN(rng, c).Data()
 				for i := range var0 {
 					var0[i] = var0[i]*var0[i] + 0.5
 				}
-				dy := randN(rng, s...)
+				dy := RandN(rng, s...)
 				in := bnInputs{x: f64(x.Data()), gamma: f64(gamma.Data()), beta: f64(beta.Data()),
 					mean: f64(mean0), variance: f64(var0), n: s[0], c: c, eps: float64(p.Eps), train: train, relu: relu}
 				yRef, meanRef, varRef := in.forward()
@@ -344,7 +355,7 @@ func (in bnInputs) backward(dy []float64) (dx, dgamma, dbeta []float64) {
 func CheckElementwise(t testing.TB, b engine.Backend) {
 	rng := rand.New(rand.NewPCG(3, 3))
 	for _, s := range [][]int{{2, 16, 3, 5}, {3, 5, 2, 2}, {7, 9}, {11}} {
-		a, c, dy := randN(rng, s...), randN(rng, s...), randN(rng, s...)
+		a, c, dy := RandN(rng, s...), RandN(rng, s...), RandN(rng, s...)
 		ad, cd, gd := a.Data(), c.Data(), dy.Data()
 		yRef, dxRef := make([]float64, len(ad)), make([]float64, len(ad))
 		for i, v := range ad {
@@ -386,11 +397,11 @@ func CheckPooling(t testing.TB, b engine.Backend, tol float64) {
 	pools := []engine.PoolParams{{KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1}, {KH: 2, KW: 2, StrideH: 2, StrideW: 2}}
 	for _, s := range [][]int{{2, 16, 9, 8}, {1, 3, 7, 7}, {3, 8, 4, 6}} {
 		N, C, H, W := s[0], s[1], s[2], s[3]
-		x := randN(rng, s...)
+		x := RandN(rng, s...)
 		xd := x.Data()
 		for _, p := range pools {
 			oh, ow := (H+2*p.PadH-p.KH)/p.StrideH+1, (W+2*p.PadW-p.KW)/p.StrideW+1
-			dy := randN(rng, N, C, oh, ow)
+			dy := RandN(rng, N, C, oh, ow)
 			yRef, dxRef := make([]float64, N*C*oh*ow), make([]float64, len(xd))
 			for pl := range N * C {
 				for i := range oh {
@@ -424,7 +435,7 @@ func CheckPooling(t testing.TB, b engine.Backend, tol float64) {
 				}
 			}
 		}
-		dg := randN(rng, N, C)
+		dg := RandN(rng, N, C)
 		gRef, dxRef := make([]float64, N*C), make([]float64, len(xd))
 		for pl := range N * C {
 			for k := pl * H * W; k < (pl+1)*H*W; k++ {
@@ -461,7 +472,7 @@ func CheckMatMul(t testing.TB, b engine.Backend, tol float64) {
 				if tb {
 					bs = []int{n, k}
 				}
-				a, bm, c0 := randN(rng, as...), randN(rng, bs...), randN(rng, m, n)
+				a, bm, c0 := RandN(rng, as...), RandN(rng, bs...), RandN(rng, m, n)
 				at := func(i, j int) float64 { // op(a)[i,j]
 					if ta {
 						return float64(a.Data()[j*m+i])
