@@ -81,7 +81,10 @@ type life uint8
 
 const (
 	// readsIn: the backward may read the op's inputs. When the op is
-	// recorded they are marked saved, and Free leaves them alone.
+	// recorded they are marked saved, and Free leaves them alone. Ops
+	// whose backward reads only their output, or nothing (ReLU, Scale,
+	// Reshape, the row ops), declare it too: declaring less would let Free
+	// return their inputs early, a change to make on purpose, with tests.
 	readsIn life = 1 << iota
 	// outFree: the backward never reads the op's output, so Free may
 	// return it and AddReLUInPlace may overwrite it once it is dead. Ops
