@@ -4,17 +4,8 @@ import (
 	"testing"
 
 	"github.com/simclr-go/simclr/engine"
+	"github.com/simclr-go/simclr/engine/enginetest"
 )
-
-// named is the reference backend under another name and capabilities.
-type named struct {
-	engine.Backend
-	name string
-	caps engine.Caps
-}
-
-func (n named) Name() string      { return n.name }
-func (n named) Caps() engine.Caps { return n.caps }
 
 // The GEMM path follows the backend's capabilities, whatever its name.
 func TestProductBackendByCaps(t *testing.T) {
@@ -25,9 +16,9 @@ func TestProductBackendByCaps(t *testing.T) {
 	}{
 		{nil, false},
 		{ref, false},
-		{named{ref, "reference", engine.Caps{Tuned: true}}, true},
-		{named{ref, "dnnl", engine.Caps{}}, false},
-		{named{ref, "another-slow-one", engine.Caps{}}, false},
+		{enginetest.Renamed(ref, "reference", engine.Caps{Tuned: true}), true},
+		{enginetest.Renamed(ref, "dnnl", engine.Caps{}), false},
+		{enginetest.Renamed(ref, "another-slow-one", engine.Caps{}), false},
 	} {
 		got := ProductBackend(tc.b)
 		if (got != nil) != tc.want || (got != nil && got != tc.b) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/simclr-go/simclr/engine"
 	"github.com/simclr-go/simclr/engine/dnnl"
+	"github.com/simclr-go/simclr/engine/enginetest"
 )
 
 func TestNewByName(t *testing.T) {
@@ -32,8 +33,8 @@ func TestNewByName(t *testing.T) {
 func TestAuto(t *testing.T) {
 	saved := registry
 	t.Cleanup(func() { registry = saved })
-	tuned := fakeBackend{engine.Reference(), "fast", engine.Caps{Tuned: true}}
-	slow := fakeBackend{engine.Reference(), "slow", engine.Caps{}}
+	tuned := enginetest.Renamed(engine.Reference(), "fast", engine.Caps{Tuned: true})
+	slow := enginetest.Renamed(engine.Reference(), "slow", engine.Caps{})
 	reg := func(name string, avail, fail error, b engine.Backend) Backend {
 		return Backend{Name: name,
 			Available: func() error { return avail },
@@ -88,12 +89,3 @@ func TestRegisterRefusesDuplicates(t *testing.T) {
 	Register(Backend{Name: "reference", Available: func() error { return nil },
 		New: func(Options) (engine.Backend, error) { return engine.Reference(), nil }})
 }
-
-type fakeBackend struct {
-	engine.Backend
-	name string
-	caps engine.Caps
-}
-
-func (f fakeBackend) Name() string      { return f.name }
-func (f fakeBackend) Caps() engine.Caps { return f.caps }

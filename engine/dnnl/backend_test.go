@@ -76,9 +76,9 @@ func check(t *testing.T, b engine.Backend, what string, got *engine.Tensor, want
 	}
 }
 
-// blockedCopy returns x in the backend's blocked layout (when it has one for
-// x's channel count).
-func blockedCopy(t *testing.T, b engine.Backend, x *engine.Tensor) *engine.Tensor {
+// blockedCopy returns x in the backend's activation layout (blocked when it
+// has one for x's channel count), as activations are between kernels.
+func blockedCopy(t testing.TB, b engine.Backend, x *engine.Tensor) *engine.Tensor {
 	return enginetest.BlockedCopy(t, b, x)
 }
 

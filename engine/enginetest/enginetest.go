@@ -178,3 +178,18 @@ func Rand(rng *rand.Rand, shape ...int) *engine.Tensor {
 	t.SetRequiresGrad(true)
 	return t
 }
+
+// Renamed returns b's kernels under another name and capabilities, for
+// tests of code that chooses by Caps (and must not choose by name).
+func Renamed(b engine.Backend, name string, caps engine.Caps) engine.Backend {
+	return renamed{b, name, caps}
+}
+
+type renamed struct {
+	engine.Backend
+	name string
+	caps engine.Caps
+}
+
+func (r renamed) Name() string      { return r.name }
+func (r renamed) Caps() engine.Caps { return r.caps }
