@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -235,7 +236,7 @@ func TestDecodeJPEGConcurrent(t *testing.T) {
 			for i := range 20 {
 				k := (g + i) % 2
 				img, err := DecodeImage(blobs[k])
-				if err == nil && !slicesEqual(img.Pix, wants[k].Pix) {
+				if err == nil && !slices.Equal(img.Pix, wants[k].Pix) {
 					err = fmt.Errorf("goroutine %d: decode %d differs", g, i)
 				}
 				if err != nil {
@@ -250,18 +251,6 @@ func TestDecodeJPEGConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-}
-
-func slicesEqual(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func ExampleDecodeImage() {

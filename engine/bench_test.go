@@ -11,6 +11,7 @@ import (
 type nopBackend struct{}
 
 func (nopBackend) Name() string                                                     { return "nop" }
+func (nopBackend) Caps() engine.Caps                                                { return engine.Caps{} }
 func (nopBackend) Conv2D(y, x, w, b *engine.Tensor, p engine.ConvParams)            {}
 func (nopBackend) Conv2DBackwardData(dx, dy, w *engine.Tensor, p engine.ConvParams) {}
 func (nopBackend) Conv2DBackwardWeights(dw, db, x, dy *engine.Tensor, p engine.ConvParams) {

@@ -3,9 +3,21 @@
 // heavy kernels.
 //
 // Model code (package nn, loss, ...) is written only against Tape's op
-// methods. The kernels behind them come from a Backend: the plain-Go
-// Reference backend (the test oracle, always available) or the oneDNN backend
-// in package engine/dnnl. A GPU executor would be one more Backend.
+// methods. The heavy kernels behind them (convolution, batch norm, ReLU,
+// add, pooling, GEMM) come from a Backend: the plain-Go Reference backend
+// (the test oracle, always available) or the oneDNN backend in package
+// engine/dnnl; package engine/backends chooses one by name, and
+// engine/enginetest.CheckBackend is the conformance suite every backend
+// passes.
+//
+// The seam is a CPU seam. Every tensor's data is host memory ([]float32),
+// which callers read with Data(), and the rest of the work runs in Go on
+// that memory: about ten tape ops (Mul, Scale, Linear's bias, L2Normalize,
+// LogSoftmax, CrossEntropy, Mean/Sum, Concat/Split, gradient accumulation,
+// batch norm's running statistics), NT-Xent's elementwise parts (package
+// loss) and the optimizers' updates (package optim). A device (GPU) backend
+// therefore needs more than one more Backend: docs/backends.md lists what,
+// and the smallest interface change that allows it.
 //
 // # Layouts
 //
@@ -67,9 +79,9 @@ type Tensor struct {
 	view    bool    // shares another tensor's data (Reshape)
 	inUse   bool    // handed out by the pool and not yet returned
 	aoff    int     // 1 + offset of its data in the pool's arena; 0 if not there
-	saved   bool    // a recorded op consumed it and may read it in its backward
+	saved   bool    // a recorded op consumed it and may read it in its backward (set by Tape.begin)
 	gradFor *Tensor // set while this tensor is the (exclusively owned) gradient of gradFor
-	outFree bool    // its producer's backward never reads it (AddReLUInPlace may overwrite it)
+	outFree bool    // its producer's backward never reads it (set by Tape.begin; AddReLUInPlace may overwrite it)
 }
 
 // ConvParams describe a 2-D convolution (no groups, no dilation).
@@ -96,6 +108,16 @@ type PoolParams struct {
 // backward kernel (for example max-pool argmax indices).
 type Workspace any
 
+// Caps are the properties of a backend that callers may choose by.
+type Caps struct {
+	// Tuned: the kernels are tuned library code (oneDNN), much faster than
+	// plain Go. The reference backend's are written for clarity. Code that
+	// has a host path of its own for a product (kNN and the linear probe
+	// use gonum's float64 GEMM) uses the backend's float32 MatMul only when
+	// Tuned is set.
+	Tuned bool
+}
+
 // Backend executes kernels. Outputs are preallocated by the tape with the
 // right number of elements; a backend writes them and may set their layout
 // with SetLayout. Inputs may be in any layout this backend produced.
@@ -105,6 +127,9 @@ type Workspace any
 // funnels its calls onto one OS thread), but calls are not concurrent.
 type Backend interface {
 	Name() string
+	// Caps describes the backend, so that callers choose paths by
+	// property, never by name.
+	Caps() Caps
 
 	// Conv2D: y[N,O,OH,OW] = conv(x[N,C,H,W], w[O,C,KH,KW]) + b[O]; b may be nil.
 	Conv2D(y, x, w, b *Tensor, p ConvParams)

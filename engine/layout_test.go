@@ -18,7 +18,8 @@ type blockedBackend struct {
 	layout engine.Layout
 }
 
-func (b blockedBackend) Name() string { return "blocked-test" }
+func (b blockedBackend) Name() string      { return "blocked-test" }
+func (b blockedBackend) Caps() engine.Caps { return engine.Caps{} }
 
 func (b blockedBackend) in(t *engine.Tensor) *engine.Tensor {
 	if t == nil || t.Layout() == engine.Plain {
@@ -122,6 +123,17 @@ func mixedNet(tp *engine.Tape, in []*engine.Tensor) *engine.Tensor {
 func TestBlockedLayouts(t *testing.T) {
 	t.Run("Blocked16", func(t *testing.T) { testBlocked(t, blockedBackend{r: ref, B: 16, layout: engine.Blocked16}) })
 	t.Run("Blocked8", func(t *testing.T) { testBlocked(t, blockedBackend{r: ref, B: 8, layout: engine.Blocked8}) })
+}
+
+// The stand-in passes the backend conformance suite, which so exercises its
+// checks of blocked inputs without oneDNN.
+func TestBlockedBackendConforms(t *testing.T) {
+	t.Run("Blocked16", func(t *testing.T) {
+		enginetest.CheckBackend(t, blockedBackend{r: ref, B: 16, layout: engine.Blocked16})
+	})
+	t.Run("Blocked8", func(t *testing.T) {
+		enginetest.CheckBackend(t, blockedBackend{r: ref, B: 8, layout: engine.Blocked8})
+	})
 }
 
 func testBlocked(t *testing.T, bb blockedBackend) {

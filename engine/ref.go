@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
-	"sync/atomic"
+
+	"github.com/simclr-go/simclr/internal/par"
 )
 
 // Reference returns the plain-Go backend: every kernel written for clarity
@@ -18,6 +18,7 @@ func Reference() Backend { return refBackend{} }
 type refBackend struct{}
 
 func (refBackend) Name() string { return "reference" }
+func (refBackend) Caps() Caps   { return Caps{} }
 
 // plain returns t's data, refusing layouts the reference kernels cannot read.
 func plain(op, name string, t *Tensor) []float32 {
@@ -30,29 +31,11 @@ func plain(op, name string, t *Tensor) []float32 {
 // parallel runs f(0..n-1), on several goroutines when the total work (a
 // rough count of multiply-adds) is large enough to pay for them.
 func parallel(n, work int, f func(i int)) {
-	workers := min(runtime.GOMAXPROCS(0), n)
-	if workers <= 1 || work < 1<<15 {
-		for i := range n {
-			f(i)
-		}
-		return
+	workers := runtime.GOMAXPROCS(0)
+	if work < 1<<15 {
+		workers = 1
 	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				f(i)
-			}
-		}()
-	}
-	wg.Wait()
+	par.Each(n, workers, f)
 }
 
 // validRange returns the output positions [lo, hi) whose input position

@@ -1,8 +1,6 @@
 package eval
 
 import (
-	"fmt"
-
 	"github.com/simclr-go/simclr/data"
 	"github.com/simclr-go/simclr/engine"
 	"github.com/simclr-go/simclr/nn"
@@ -14,27 +12,18 @@ import (
 // (-1 for unlabelled images). Images that loader.SkipBad leaves out are
 // absent from both.
 //
-// It resets tp before each batch (tensors recorded earlier become invalid)
-// and turns gradient recording back on when done.
+// It is Embed collecting every batch: it resets tp first and after each
+// batch (tensors recorded earlier become invalid) and turns gradient
+// recording back on when done.
 func Features(tp *engine.Tape, enc nn.Net, loader *data.EvalLoader) (feats []float32, labels []int, err error) {
-	tp.SetGrad(false)
-	defer func() {
-		tp.Reset()
-		tp.SetGrad(true)
-	}()
-	dim := enc.OutDim()
-	for b, err := range loader.All() {
-		if err != nil {
-			return nil, nil, err
-		}
-		tp.Reset()
-		x := engine.FromData(b.Views, b.N, 3, b.Size, b.Size)
-		h := tp.Plain(enc.Forward(tp, x, false))
-		if h.Len() != b.N*dim {
-			return nil, nil, fmt.Errorf("eval: features: encoder output %v, want [%d %d]", h.Shape(), b.N, dim)
-		}
-		feats = append(feats, h.Data()...)
+	tp.Reset()
+	err = Embed(tp, enc, loader, func(b *data.EvalBatch, h []float32) error {
+		feats = append(feats, h...)
 		labels = append(labels, b.Labels...)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return feats, labels, nil
 }

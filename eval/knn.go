@@ -5,9 +5,9 @@ import (
 	"math"
 	"runtime"
 	"sort"
-	"sync"
 
 	"github.com/simclr-go/simclr/engine"
+	"github.com/simclr-go/simclr/internal/par"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 )
@@ -173,31 +173,14 @@ func knnSimilarities(b engine.Backend, s, te, tr []float32, tb, rb, dim int) {
 		0, blas32.General{Rows: tb, Cols: rb, Stride: rb, Data: s})
 }
 
-// parallelRows calls f(worker, i) for i in [0, n) on up to workers goroutines.
+// parallelRows calls f(worker, i) for i in [0, n) on up to workers
+// goroutines, each row on one worker (par.For).
 func parallelRows(n, workers int, f func(w, i int)) {
-	workers = min(workers, n)
-	if workers <= 1 {
-		for i := 0; i < n; i++ {
-			f(0, i)
+	par.For(n, min(workers, n), func(w, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			f(w, i)
 		}
-		return
-	}
-	var wg sync.WaitGroup
-	chunk := (n + workers - 1) / workers
-	for w := 0; w < workers; w++ {
-		lo, hi := w*chunk, min(n, (w+1)*chunk)
-		if lo >= hi {
-			break
-		}
-		wg.Add(1)
-		go func(w, lo, hi int) {
-			defer wg.Done()
-			for i := lo; i < hi; i++ {
-				f(w, i)
-			}
-		}(w, lo, hi)
-	}
-	wg.Wait()
+	})
 }
 
 // knnHeap keeps the k largest similarities seen, as a min-heap ordered by

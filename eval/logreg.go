@@ -5,10 +5,9 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
-	"sync/atomic"
 
 	"github.com/simclr-go/simclr/engine"
+	"github.com/simclr-go/simclr/internal/par"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/optimize"
@@ -151,31 +150,12 @@ const shardRows = 2048
 // forShards calls f(shard, lo, hi) for each shardRows-sized range of [0, n)
 // on up to workers goroutines (0: GOMAXPROCS).
 func forShards(n, workers int, f func(shard, lo, hi int)) {
-	shards := (n + shardRows - 1) / shardRows
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	workers = min(workers, shards)
-	var next atomic.Int64
-	run := func() {
-		for {
-			sh := int(next.Add(1) - 1)
-			if sh >= shards {
-				return
-			}
-			f(sh, sh*shardRows, min(n, (sh+1)*shardRows))
-		}
-	}
-	if workers <= 1 {
-		run()
-		return
-	}
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() { defer wg.Done(); run() }()
-	}
-	wg.Wait()
+	par.Each((n+shardRows-1)/shardRows, workers, func(sh int) {
+		f(sh, sh*shardRows, min(n, (sh+1)*shardRows))
+	})
 }
 
 // logRegProblem evaluates the objective and its gradient together (L-BFGS

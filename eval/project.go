@@ -8,8 +8,8 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sort"
-	"sync"
 
+	"github.com/simclr-go/simclr/internal/par"
 	"gonum.org/v1/gonum/mat"
 	"gonum.org/v1/gonum/stat"
 	"gonum.org/v1/plot"
@@ -270,20 +270,7 @@ func tsneOptimize(p []float64, n int, cfg TSNEConfig) []float64 {
 }
 
 // forRows runs f(i) for i in [0,n) on GOMAXPROCS-many goroutines.
-func forRows(n int, f func(i int)) {
-	workers := min(maxProcs(), n)
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := w; i < n; i += workers {
-				f(i)
-			}
-		}(w)
-	}
-	wg.Wait()
-}
+func forRows(n int, f func(i int)) { par.Each(n, maxProcs(), f) }
 
 // palette is matplotlib's tab10, then evenly spaced hues for more classes.
 var palette = []color.RGBA{

@@ -6,10 +6,10 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"sync"
 
 	"github.com/simclr-go/simclr/data"
 	"github.com/simclr-go/simclr/engine"
+	"github.com/simclr-go/simclr/internal/par"
 	"github.com/simclr-go/simclr/nn"
 	"github.com/simclr-go/simclr/optim"
 )
@@ -100,8 +100,8 @@ func TrainSupervised(tp *engine.Tape, enc *nn.ResNet, head *LinearHead, ds data.
 		return err
 	}
 	steps := len(idx) / batch // the last partial batch is dropped (BN needs > 1 row)
-	total := cfg.Epochs * steps
-	peak := cfg.LR * float64(batch) / 256
+	// lr cfg.LR·B/256 with cosine decay to 0 and no warm-up.
+	sched := optim.Schedule{Base: cfg.LR, Scaling: "linear", Batch: batch, TotalSteps: cfg.Epochs * steps}
 	size := tf.Size()
 	vl := 3 * size * size
 	views := make([]float32, batch*vl)
@@ -146,8 +146,7 @@ func TrainSupervised(tp *engine.Tape, enc *nn.ResNet, head *LinearHead, ds data.
 			}
 			lossSum += l
 			tp.Backward(loss)
-			lr := 0.5 * peak * (1 + math.Cos(math.Pi*float64(step)/float64(total)))
-			opt.Step(float32(lr))
+			opt.Step(float32(sched.LR(step)))
 			opt.ZeroGrad()
 			tp.Reset()
 			step++
@@ -164,26 +163,18 @@ func TrainSupervised(tp *engine.Tape, enc *nn.ResNet, head *LinearHead, ds data.
 // result does not depend on scheduling.
 func makeViews(ds data.Dataset, tf data.Transform, rows []int, views []float32, seed uint64, ep, step, workers int) error {
 	vl := len(views) / len(rows)
-	var wg sync.WaitGroup
 	errs := make([]error, len(rows))
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for r := w; r < len(rows); r += workers {
-				img, err := ds.Image(rows[r])
-				if err != nil {
-					errs[r] = err
-					continue
-				}
-				rng := rand.New(rand.NewPCG(seed^0x9e3779b97f4a7c15, uint64(ep)<<40|uint64(step)<<20|uint64(r)))
-				if err := tf.View(views[r*vl:(r+1)*vl], img, rng); err != nil {
-					errs[r] = fmt.Errorf("view of %s: %w", ds.Name(rows[r]), err)
-				}
-			}
-		}(w)
-	}
-	wg.Wait()
+	par.Each(len(rows), workers, func(r int) {
+		img, err := ds.Image(rows[r])
+		if err != nil {
+			errs[r] = err
+			return
+		}
+		rng := rand.New(rand.NewPCG(seed^0x9e3779b97f4a7c15, uint64(ep)<<40|uint64(step)<<20|uint64(r)))
+		if err := tf.View(views[r*vl:(r+1)*vl], img, rng); err != nil {
+			errs[r] = fmt.Errorf("view of %s: %w", ds.Name(rows[r]), err)
+		}
+	})
 	return errors.Join(errs...)
 }
 

@@ -2,7 +2,8 @@ package loss
 
 import (
 	"runtime"
-	"sync"
+
+	"github.com/simclr-go/simclr/internal/par"
 )
 
 // minRowsPerWorker keeps tiny problems on one goroutine, where spawning
@@ -15,24 +16,5 @@ func workers(m int) int {
 }
 
 // parallelRows splits [0, m) into nw contiguous ranges and runs fn(w, lo, hi)
-// for each on its own goroutine (the last on the caller's).
-func parallelRows(m, nw int, fn func(w, lo, hi int)) {
-	if nw <= 1 {
-		fn(0, 0, m)
-		return
-	}
-	var wg sync.WaitGroup
-	for w := range nw {
-		lo, hi := w*m/nw, (w+1)*m/nw
-		if w == nw-1 {
-			fn(w, lo, hi)
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(w, lo, hi)
-		}()
-	}
-	wg.Wait()
-}
+// for each (par.For).
+func parallelRows(m, nw int, fn func(w, lo, hi int)) { par.For(m, nw, fn) }

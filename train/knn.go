@@ -143,13 +143,7 @@ func (m *knnMonitor) measure(tp *engine.Tape, enc nn.Net) (top1, top5, secs floa
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("kNN query features: %w", err)
 	}
-	// The backend's GEMM (oneDNN) is much faster than gonum's, but the
-	// reference backend's, written for clarity, is slower.
-	b := tp.Backend()
-	if b.Name() == "reference" {
-		b = nil
-	}
-	top1, top5, err = eval.KNNWith(b, bf, bl, qf, ql, enc.OutDim(), m.k, m.tau, m.classes)
+	top1, top5, err = eval.KNNWith(eval.ProductBackend(tp.Backend()), bf, bl, qf, ql, enc.OutDim(), m.k, m.tau, m.classes)
 	if err != nil {
 		return 0, 0, 0, err
 	}

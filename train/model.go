@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -92,7 +93,7 @@ func loadModel(m *nn.Model, ck *checkpointFile) error {
 			*e.counter = t.I64[0]
 			continue
 		}
-		if t.F32 == nil || !sameShape(t.Shape, e.shape) {
+		if t.F32 == nil || !slices.Equal(t.Shape, e.shape) {
 			return fmt.Errorf("checkpoint %s: tensor %s has shape %v, the configured model wants %v", ck.Path, e.name, t.Shape, e.shape)
 		}
 		copy(e.data, t.F32)
@@ -108,18 +109,6 @@ func loadModel(m *nn.Model, ck *checkpointFile) error {
 		return fmt.Errorf("checkpoint %s: %d tensors the configured model does not have, e.g. %s", ck.Path, len(extra), extra[0])
 	}
 	return nil
-}
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Run is a pretraining run loaded from its directory: the resolved config

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -123,7 +124,7 @@ func TestPretrainEndToEnd(t *testing.T) {
 
 	// Epoch-end checkpoints: 4, 6 (epoch end), 8, 12 (epoch end).
 	_, ckSteps, _ := listCheckpoints(filepath.Join(cfg.Out, "checkpoints"))
-	if want := []int{4, 6, 8, 12}; !equalInts(ckSteps, want) {
+	if want := []int{4, 6, 8, 12}; !slices.Equal(ckSteps, want) {
 		t.Errorf("checkpoints at %v, want %v", ckSteps, want)
 	}
 
@@ -148,18 +149,6 @@ func TestPretrainEndToEnd(t *testing.T) {
 	if _, err, _ := pretrain(t, cfg, Options{}); err == nil || !strings.Contains(err.Error(), "--resume") {
 		t.Errorf("second run into the same dir: %v", err)
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func sameParams(a, b *nn.Model) bool {
@@ -318,7 +307,7 @@ func TestPretrainStopsOnNaN(t *testing.T) {
 		t.Errorf("summary says %d steps, want 5", sum.Steps)
 	}
 	_, steps, _ := listCheckpoints(filepath.Join(cfg.Out, "checkpoints"))
-	if !equalInts(steps, []int{4}) {
+	if !slices.Equal(steps, []int{4}) {
 		t.Errorf("checkpoints %v, want [4]", steps)
 	}
 	if _, err := LoadRun(cfg.Out); err != nil {

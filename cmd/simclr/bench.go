@@ -7,11 +7,12 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/simclr-go/simclr/engine"
-	"github.com/simclr-go/simclr/engine/dnnl"
+	"github.com/simclr-go/simclr/engine/backends"
 	"github.com/simclr-go/simclr/loss"
 	"github.com/simclr-go/simclr/nn"
 	"github.com/simclr-go/simclr/optim"
@@ -78,9 +79,9 @@ reference counts them) and the backend.`,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Threads = train.CapThreads(o.Threads, o.ThreadsForce, cmd.ErrOrStderr())
-			b, err := benchBackend(o.Backend, o.Threads)
+			b, err := backends.New(backends.Options{Name: o.Backend, Threads: o.Threads})
 			if err != nil {
-				return err
+				return fmt.Errorf("--backend: %w", err)
 			}
 			res, err := runBench(o, b)
 			if err != nil {
@@ -106,21 +107,9 @@ reference counts them) and the backend.`,
 	f.BoolVar(&o.ThreadsForce, "threads-force", false, "use --threads even above the number of CPUs")
 	f.IntVar(&o.Size, "image-size", 32, "side of the synthetic images")
 	f.StringVar(&o.Mode, "mode", "train", "train (forward+NT-Xent+backward+LARS) | embed (encoder, eval, no grad)")
-	f.StringVar(&o.Backend, "backend", "auto", "auto (oneDNN when built in) | dnnl | reference")
+	f.StringVar(&o.Backend, "backend", backends.Auto, strings.Join(backends.Names(), " | ")+" (auto: oneDNN when built in)")
 	f.Float64Var(&o.Temperature, "temperature", 0.5, "NT-Xent temperature")
 	return cmd
-}
-
-func benchBackend(name string, threads int) (engine.Backend, error) {
-	switch name {
-	case "auto":
-		return train.NewBackend(threads)
-	case "dnnl":
-		return dnnl.New(threads)
-	case "reference":
-		return engine.Reference(), nil
-	}
-	return nil, fmt.Errorf("--backend %q: want auto, dnnl or reference", name)
 }
 
 func runBench(o benchOpts, b engine.Backend) (benchResult, error) {

@@ -104,13 +104,12 @@ The last line on stdout is JSON with top1, top5 (fractions) and the protocol.`,
 				if err != nil {
 					return err
 				}
-				// oneDNN does the objective's products in float32, several
-				// times faster; the plain-Go reference backend would be slower
-				// than the float64 gonum path, so that one is used instead.
+				// A tuned backend (oneDNN) does the objective's products in
+				// float32, several times faster; otherwise float64 gonum.
 				pcfg := eval.ProbeConfig{ValFraction: valFrac, Seed: uint64(seed), MaxIter: maxIter}
 				products := "float64 gonum"
-				if lr.Backend.Name() != "reference" {
-					pcfg.Backend, products = lr.Backend, "float32 "+lr.Backend.Name()
+				if b := eval.ProductBackend(lr.Backend); b != nil {
+					pcfg.Backend, products = b, "float32 "+b.Name()
 				}
 				fmt.Fprintf(stderr, "fitting logistic regression (L-BFGS, %d L2 values on a %.0f%% validation split, %s products)...\n", len(eval.DefaultLambdas), 100*valFrac, products)
 				t0 := time.Now()

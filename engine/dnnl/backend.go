@@ -139,6 +139,8 @@ type backend struct {
 
 func (b *backend) Name() string { return "dnnl" }
 
+func (b *backend) Caps() engine.Caps { return engine.Caps{Tuned: true} }
+
 // pkey identifies a plan: op, variant, layouts, flags and dimensions.
 type pkey struct {
 	op, kind uint8
@@ -243,18 +245,6 @@ func (d *dispatcher) blocked(c int) engine.Layout {
 	return engine.Plain
 }
 
-func shapeEq(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func need4(op, name string, t *engine.Tensor) {
 	if t == nil || len(t.Shape()) != 4 {
 		panic(fmt.Sprintf("dnnl: %s: %s %v is not 4-D", op, name, shapeOf(t)))
@@ -269,7 +259,7 @@ func shapeOf(t *engine.Tensor) []int {
 }
 
 func needShape(op, name string, t *engine.Tensor, shape ...int) {
-	if t == nil || !shapeEq(t.Shape(), shape) {
+	if t == nil || !slices.Equal(t.Shape(), shape) {
 		panic(fmt.Sprintf("dnnl: %s: %s is %v, want %v", op, name, shapeOf(t), shape))
 	}
 }

@@ -42,19 +42,6 @@ type convBench struct {
 	flops   float64
 }
 
-// toBlocked returns x in the backend's activation layout, as activations
-// are between kernels in training.
-func toBlocked(be engine.Backend, x *engine.Tensor) *engine.Tensor {
-	c := x.Dim(1)
-	w := engine.New(c, c, 1, 1)
-	for i := range c {
-		w.Raw()[i*c+i] = 1
-	}
-	y := engine.New(x.Shape()...)
-	be.Conv2D(y, x, w, nil, engine.ConvParams{StrideH: 1, StrideW: 1})
-	return y
-}
-
 func newConvBench(tb testing.TB, c convCase) *convBench {
 	be := newBackend(tb).(*backend)
 	rng := rand.New(rand.NewPCG(9, 9))
@@ -63,10 +50,10 @@ func newConvBench(tb testing.TB, c convCase) *convBench {
 	ow := (c.w+2*c.p-c.k)/c.s + 1
 	cb := &convBench{
 		b: be, p: p,
-		x:  toBlocked(be, randT(rng, c.n, c.c, c.h, c.w)),
+		x:  blockedCopy(tb, be, randT(rng, c.n, c.c, c.h, c.w)),
 		w:  randT(rng, c.o, c.c, c.k, c.k),
 		y:  engine.New(c.n, c.o, oh, ow),
-		dy: toBlocked(be, randT(rng, c.n, c.o, oh, ow)),
+		dy: blockedCopy(tb, be, randT(rng, c.n, c.o, oh, ow)),
 		dx: engine.New(c.n, c.c, c.h, c.w),
 		dw: engine.New(c.o, c.c, c.k, c.k),
 	}

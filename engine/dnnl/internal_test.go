@@ -73,7 +73,7 @@ func TestSteadyStateCreatesNothing(t *testing.T) {
 	// and a reused address would find the first mask already kept.
 	y1, y2 := engine.New(4, 16, 8, 8), engine.New(4, 16, 8, 8)
 	bn := func(y *engine.Tensor) engine.Workspace {
-		xb := toBlocked(be, randT(rng, 4, 16, 8, 8))
+		xb := blockedCopy(t, be, randT(rng, 4, 16, 8, 8))
 		m, v := engine.New(16), engine.New(16)
 		return be.BatchNorm(y, xb, g, bb, m, v, engine.BNParams{Eps: 1e-5, Train: true, ReLU: true})
 	}

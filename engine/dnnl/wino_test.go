@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/simclr-go/simclr/engine"
+	"github.com/simclr-go/simclr/engine/enginetest"
 )
 
 // TestConvAuto runs the convolutions with SIMCLR_CONV_ALGO=auto, timing
@@ -18,7 +19,7 @@ func TestConvAuto(t *testing.T) {
 	old := convTuneMinFLOP
 	convTuneMinFLOP = 0
 	defer func() { convTuneMinFLOP = old }()
-	testConv(t, newBackend(t))
+	enginetest.CheckConv(t, newBackend(t), convTol())
 }
 
 // TestOwnWinograd checks the engine's F(2x2,3x3) kernels (wino.h) against

@@ -1,5 +1,12 @@
-// Package enginetest holds test helpers for code built on package engine,
-// chiefly a finite-difference gradient checker. A typical test:
+// Package enginetest holds test helpers for package engine and the code
+// built on it: CheckBackend, the conformance suite that every
+// engine.Backend passes (each kernel against float64 oracles, in every
+// layout the backend produces, and the tape's gradients on it), and
+// CheckGrad, a finite-difference gradient checker. A new backend's test is
+//
+//	func TestConformance(t *testing.T) { enginetest.CheckBackend(t, myBackend) }
+//
+// and a typical gradient test:
 //
 //	rng := rand.New(rand.NewPCG(1, 2))
 //	x, w := enginetest.Rand(rng, 2, 3), enginetest.Rand(rng, 4, 3)
@@ -62,6 +69,12 @@ const DefaultTol = 1e-2
 // holding the analytic gradient afterwards. b runs all the kernels.
 func CheckGrad(t testing.TB, b engine.Backend, inputs []*engine.Tensor, f func(tp *engine.Tape, in []*engine.Tensor) *engine.Tensor, tol float64) bool {
 	t.Helper()
+	return checkGrad(t, b, inputs, f, tol, MaxChecked)
+}
+
+// checkGrad is CheckGrad perturbing at most maxChecked elements per input.
+func checkGrad(t testing.TB, b engine.Backend, inputs []*engine.Tensor, f func(tp *engine.Tape, in []*engine.Tensor) *engine.Tensor, tol float64, maxChecked int) bool {
+	t.Helper()
 	tp := engine.NewTape(b)
 	rng := rand.New(rand.NewPCG(1, 2))
 
@@ -114,9 +127,9 @@ func CheckGrad(t testing.TB, b engine.Backend, inputs []*engine.Tensor, f func(t
 		for i := range idx {
 			idx[i] = i
 		}
-		if len(idx) > MaxChecked {
+		if len(idx) > maxChecked {
 			rng.Shuffle(len(idx), func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
-			idx = idx[:MaxChecked]
+			idx = idx[:maxChecked]
 		}
 		num := make([]float64, len(idx))
 		for m, j := range idx {
@@ -165,3 +178,18 @@ func Rand(rng *rand.Rand, shape ...int) *engine.Tensor {
 	t.SetRequiresGrad(true)
 	return t
 }
+
+// Renamed returns b's kernels under another name and capabilities, for
+// tests of code that chooses by Caps (and must not choose by name).
+func Renamed(b engine.Backend, name string, caps engine.Caps) engine.Backend {
+	return renamed{b, name, caps}
+}
+
+type renamed struct {
+	engine.Backend
+	name string
+	caps engine.Caps
+}
+
+func (r renamed) Name() string      { return r.name }
+func (r renamed) Caps() engine.Caps { return r.caps }
