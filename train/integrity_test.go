@@ -34,7 +34,7 @@ func interruptedRun(t *testing.T) (Config, map[int]float64) {
 	if !errors.Is(err, errKilled) {
 		t.Fatalf("kill: %v", err)
 	}
-	if _, steps, _ := listCheckpoints(filepath.Join(cfg.Out, "checkpoints")); !equalInts(steps, []int{4, 6, 8}) {
+	if _, steps, _ := listCheckpoints(filepath.Join(cfg.Out, "checkpoints")); !slices.Equal(steps, []int{4, 6, 8}) {
 		t.Fatalf("checkpoints at steps %v, want [4 6 8]", steps)
 	}
 	return cfg, want
@@ -131,7 +131,7 @@ func TestResumeFromIsValidated(t *testing.T) {
 	if _, err, _ := pretrain(t, c, Options{}); err == nil || !strings.Contains(err.Error(), "lr") {
 		t.Errorf("--resume-from with another lr: %v", err)
 	}
-	if _, steps, _ := listCheckpoints(ckdir); !equalInts(steps, []int{4, 6, 8}) {
+	if _, steps, _ := listCheckpoints(ckdir); !slices.Equal(steps, []int{4, 6, 8}) {
 		t.Errorf("refused resumes changed the checkpoints: %v", steps)
 	}
 }
