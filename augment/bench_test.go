@@ -74,7 +74,21 @@ func synthImage(rng *rand.Rand, w, h int) *Image {
 	return im
 }
 
-func benchView(b *testing.B, preset string, w, h int) {
+// synthJPEGs encodes n 500x375 synthetic images as quality-90 JPEGs.
+func synthJPEGs(b *testing.B, rng *rand.Rand, n int) [][]byte {
+	blobs := make([][]byte, n)
+	for i := range blobs {
+		var buf bytes.Buffer
+		if err := jpeg.Encode(&buf, synthImage(rng, 500, 375).ToNRGBA(), &jpeg.Options{Quality: 90}); err != nil {
+			b.Fatal(err)
+		}
+		blobs[i] = buf.Bytes()
+	}
+	return blobs
+}
+
+// benchPipeline returns the pipeline of a preset.
+func benchPipeline(b *testing.B, preset string) *Pipeline {
 	cfg, err := Preset(preset)
 	if err != nil {
 		b.Fatal(err)
@@ -83,11 +97,20 @@ func benchView(b *testing.B, preset string, w, h int) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return p
+}
+
+func benchView(b *testing.B, preset string, w, h int) {
 	rng := rand.New(rand.NewPCG(1, 1))
-	srcs := make([]*Image, 16)
+	srcs := make([]Source, 16)
 	for i := range srcs {
 		srcs[i] = synthImage(rng, w, h)
 	}
+	benchViews(b, benchPipeline(b, preset), srcs, rng)
+}
+
+// benchViews makes views of srcs in turn.
+func benchViews(b *testing.B, p *Pipeline, srcs []Source, rng *rand.Rand) {
 	dst := make([]float32, 3*p.Size()*p.Size())
 	b.ReportAllocs()
 	clk := startCPU(b)
@@ -106,24 +129,18 @@ func BenchmarkViewSTL10(b *testing.B)    { benchView(b, "stl10", 96, 96) }
 // BenchmarkViewImageNetJPEG includes decoding a 500x375 q90 JPEG with
 // image/jpeg and converting it to an Image, once per view (as the
 // torchvision figure does).
-func BenchmarkViewImageNetJPEG(b *testing.B) {
-	cfg, _ := Preset("imagenet")
-	p, err := New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
+func BenchmarkViewImageNetJPEG(b *testing.B) { benchJPEGViews(b, 1) }
+
+// benchJPEGViews decodes a JPEG and makes perDecode views of it per
+// iteration.
+func benchJPEGViews(b *testing.B, perDecode int) {
+	p := benchPipeline(b, "imagenet")
 	rng := rand.New(rand.NewPCG(1, 1))
-	blobs := make([][]byte, 8)
-	for i := range blobs {
-		var buf bytes.Buffer
-		if err := jpeg.Encode(&buf, synthImage(rng, 500, 375).ToNRGBA(), &jpeg.Options{Quality: 90}); err != nil {
-			b.Fatal(err)
-		}
-		blobs[i] = buf.Bytes()
-	}
+	blobs := synthJPEGs(b, rng, 8)
 	dst := make([]float32, 3*p.Size()*p.Size())
 	b.ReportAllocs()
 	clk := startCPU(b)
+	var views int
 	for i := 0; b.Loop(); i++ {
 		m, err := jpeg.Decode(bytes.NewReader(blobs[i%len(blobs)]))
 		if err != nil {
@@ -133,21 +150,22 @@ func BenchmarkViewImageNetJPEG(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := p.View(dst, src, rng); err != nil {
-			b.Fatal(err)
+		for range perDecode {
+			if err := p.View(dst, src, rng); err != nil {
+				b.Fatal(err)
+			}
+			views++
 		}
 	}
-	clk.report(b, "views")
+	b.ReportMetric(float64(views)/b.Elapsed().Seconds(), "views/s")
+	if d := threadCPU() - clk.start; d > 0 {
+		b.ReportMetric(float64(views)/d.Seconds(), "views/cpu-s")
+	}
 }
 
 // BenchmarkDecodeJPEG is the decode + conversion share of the above.
 func BenchmarkDecodeJPEG(b *testing.B) {
-	rng := rand.New(rand.NewPCG(1, 1))
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, synthImage(rng, 500, 375).ToNRGBA(), &jpeg.Options{Quality: 90}); err != nil {
-		b.Fatal(err)
-	}
-	blob := buf.Bytes()
+	blob := synthJPEGs(b, rand.New(rand.NewPCG(1, 1)), 1)[0]
 	clk := startCPU(b)
 	for b.Loop() {
 		m, err := jpeg.Decode(bytes.NewReader(blob))
@@ -218,42 +236,4 @@ func BenchmarkOpResizedCrop500to224(b *testing.B) {
 
 // BenchmarkTwoViewsImageNetJPEG is what a SimCLR loader does per image:
 // decode once, make two views. Reported per view.
-func BenchmarkTwoViewsImageNetJPEG(b *testing.B) {
-	cfg, _ := Preset("imagenet")
-	p, err := New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(1, 1))
-	blobs := make([][]byte, 8)
-	for i := range blobs {
-		var buf bytes.Buffer
-		if err := jpeg.Encode(&buf, synthImage(rng, 500, 375).ToNRGBA(), &jpeg.Options{Quality: 90}); err != nil {
-			b.Fatal(err)
-		}
-		blobs[i] = buf.Bytes()
-	}
-	dst := make([]float32, 3*p.Size()*p.Size())
-	clk := startCPU(b)
-	var views int
-	for i := 0; b.Loop(); i++ {
-		m, err := jpeg.Decode(bytes.NewReader(blobs[i%len(blobs)]))
-		if err != nil {
-			b.Fatal(err)
-		}
-		src, err := FromImage(m)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for range 2 {
-			if err := p.View(dst, src, rng); err != nil {
-				b.Fatal(err)
-			}
-			views++
-		}
-	}
-	b.ReportMetric(float64(views)/b.Elapsed().Seconds(), "views/s")
-	if d := threadCPU() - clk.start; d > 0 {
-		b.ReportMetric(float64(views)/d.Seconds(), "views/cpu-s")
-	}
-}
+func BenchmarkTwoViewsImageNetJPEG(b *testing.B) { benchJPEGViews(b, 2) }

@@ -54,7 +54,7 @@ func TestView8MatchesView(t *testing.T) {
 			seed := rng.Uint64()
 			r8 := rand.New(rand.NewPCG(seed, 1))
 			rf := rand.New(rand.NewPCG(seed, 1))
-			if err := p.View8(d8, src8, r8); err != nil {
+			if err := p.View(d8, src8, r8); err != nil {
 				t.Fatal(err)
 			}
 			if err := p.View(df, srcf, rf); err != nil {
@@ -66,7 +66,7 @@ func TestView8MatchesView(t *testing.T) {
 			if a, b := r8.Uint64(), rf.Uint64(); a != b {
 				t.Fatalf("%s %dx%d: View8 consumed the rng differently from View", preset, w, h)
 			}
-			if err := p.Eval8(d8, src8); err != nil {
+			if err := p.Eval(d8, src8); err != nil {
 				t.Fatal(err)
 			}
 			if err := p.Eval(df, srcf); err != nil {
@@ -78,7 +78,7 @@ func TestView8MatchesView(t *testing.T) {
 			// Forced flips and both resample orders (tall and wide crops).
 			v := p.Sample(rng, w, h)
 			v.Flip = trial%2 == 0
-			if err := p.Apply8(d8, src8, v); err != nil {
+			if err := p.Apply(d8, src8, v); err != nil {
 				t.Fatal(err)
 			}
 			if err := p.Apply(df, srcf, v); err != nil {
@@ -100,20 +100,20 @@ func TestImage8Errors(t *testing.T) {
 	dst := make([]float32, 3*32*32)
 	rng := rand.New(rand.NewPCG(1, 1))
 	for _, im := range []*Image8{nil, {W: 0, H: 3}, {W: 4, H: 4, Pix: make([]uint8, 5)}} {
-		if err := p.View8(dst, im, rng); err == nil {
-			t.Errorf("View8(%v) accepted a bad image", im)
+		if err := p.View(dst, im, rng); err == nil {
+			t.Errorf("View(%v) accepted a bad image", im)
 		}
-		if err := p.Eval8(dst, im); err == nil {
-			t.Errorf("Eval8(%v) accepted a bad image", im)
+		if err := p.Eval(dst, im); err == nil {
+			t.Errorf("Eval(%v) accepted a bad image", im)
 		}
 	}
-	if err := p.View8(dst[:5], NewImage8(8, 8), rng); err == nil {
-		t.Error("View8 accepted a short destination")
+	if err := p.View(dst[:5], NewImage8(8, 8), rng); err == nil {
+		t.Error("View accepted a short destination")
 	}
 	v := p.Sample(rng, 8, 8)
 	v.Crop.W = 100
-	if err := p.Apply8(dst, NewImage8(8, 8), v); err == nil {
-		t.Error("Apply8 accepted a crop outside the image")
+	if err := p.Apply(dst, NewImage8(8, 8), v); err == nil {
+		t.Error("Apply accepted a crop outside the image")
 	}
 }
 
@@ -171,38 +171,22 @@ func TestFromImage8MatchesFromImage(t *testing.T) {
 
 // BenchmarkView8ImageNet is BenchmarkViewImageNet from 8-bit sources.
 func BenchmarkView8ImageNet(b *testing.B) {
-	cfg, _ := Preset("imagenet")
-	p, err := New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
 	rng := rand.New(rand.NewPCG(1, 1))
-	srcs := make([]*Image8, 16)
+	srcs := make([]Source, 16)
 	for i := range srcs {
-		srcs[i] = &Image8{}
-		if !FromImage8(srcs[i], synthImage(rng, 500, 375).ToNRGBA()) {
+		im := &Image8{}
+		if !FromImage8(im, synthImage(rng, 500, 375).ToNRGBA()) {
 			b.Fatal("FromImage8 refused NRGBA")
 		}
+		srcs[i] = im
 	}
-	dst := make([]float32, 3*p.Size()*p.Size())
-	b.ReportAllocs()
-	clk := startCPU(b)
-	for i := 0; b.Loop(); i++ {
-		if err := p.View8(dst, srcs[i%len(srcs)], rng); err != nil {
-			b.Fatal(err)
-		}
-	}
-	clk.report(b, "views")
+	benchViews(b, benchPipeline(b, "imagenet"), srcs, rng)
 }
 
 // BenchmarkResizedCrop500to224 compares the float and 8-bit resamplers on
 // the imagenet preset's random crops (flip included).
 func BenchmarkResizedCrop500to224(b *testing.B) {
-	cfg, _ := Preset("imagenet")
-	p, err := New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
+	p := benchPipeline(b, "imagenet")
 	rng := rand.New(rand.NewPCG(2, 2))
 	srcf := synthImage(rng, 500, 375)
 	src8 := &Image8{}
@@ -223,7 +207,7 @@ func BenchmarkResizedCrop500to224(b *testing.B) {
 				v := params[i%len(params)]
 				var err error
 				if eight {
-					err = p.Apply8(dst, src8, v)
+					err = p.Apply(dst, src8, v)
 				} else {
 					err = p.Apply(dst, srcf, v)
 				}

@@ -68,14 +68,14 @@ func uniform(rng *rand.Rand, lo, hi float64) float64 {
 	return lo + (hi-lo)*rng.Float64()
 }
 
-// ResizedCrop crops c out of src and resizes it to size x size into dst
+// ResizedCrop crops c out of src (an Image or Image8) and resizes it to size x size into dst
 // (reallocating dst.Pix if too small) with antialiased bilinear
 // interpolation (see resize.go).
-func ResizedCrop(dst, src *Image, c CropParams, size int) error {
-	if err := src.Validate(); err != nil {
+func ResizedCrop(dst *Image, src Source, c CropParams, size int) error {
+	if err := validSource(src); err != nil {
 		return err
 	}
-	if err := c.check(src.W, src.H); err != nil {
+	if err := c.check(src.dims()); err != nil {
 		return err
 	}
 	if size < 1 {
@@ -85,7 +85,7 @@ func ResizedCrop(dst, src *Image, c CropParams, size int) error {
 	xw.compute(c.W, size, 0, size, false)
 	yw.compute(c.H, size, 0, size, false)
 	dst.W, dst.H, dst.Pix = size, size, grow(dst.Pix, 3*size*size)
-	resample(dst.Pix, size, size, src, c.Left, c.Top, c.W, c.H, &xw, &yw, nil)
+	src.resample(dst.Pix, size, size, c.Left, c.Top, c.W, c.H, &xw, &yw, nil)
 	return nil
 }
 

@@ -83,26 +83,23 @@ func (p *Pipeline) Sample(rng *rand.Rand, w, h int) ViewParams {
 }
 
 // View writes one augmented, normalised view (3*Size*Size floats, CHW) of
-// src into dst. It is a pure function of src and the rng state.
-func (p *Pipeline) View(dst []float32, src *Image, rng *rand.Rand) error {
-	if err := src.Validate(); err != nil {
+// src (an *Image or *Image8) into dst. It is a pure function of src and
+// the rng state; an Image8 gives the view of its float conversion, and
+// only the pixels under the crop are ever read.
+func (p *Pipeline) View(dst []float32, src Source, rng *rand.Rand) error {
+	if err := p.check(dst, src); err != nil {
 		return err
 	}
-	if err := p.checkDst(dst); err != nil {
-		return err
-	}
-	return p.apply(dst, src, p.Sample(rng, src.W, src.H))
+	w, h := src.dims()
+	return p.apply(dst, src, p.Sample(rng, w, h))
 }
 
 // Apply writes the view of src defined by v into dst (3*Size*Size floats).
-func (p *Pipeline) Apply(dst []float32, src *Image, v ViewParams) error {
-	if err := src.Validate(); err != nil {
+func (p *Pipeline) Apply(dst []float32, src Source, v ViewParams) error {
+	if err := p.check(dst, src); err != nil {
 		return err
 	}
-	if err := p.checkDst(dst); err != nil {
-		return err
-	}
-	if err := v.check(src.W, src.H); err != nil {
+	if err := v.check(src.dims()); err != nil {
 		return err
 	}
 	return p.apply(dst, src, v)
@@ -121,30 +118,39 @@ func (v ViewParams) check(w, h int) error {
 
 // ApplyImage is Apply without normalisation: it writes the augmented view
 // with values in [0,1] into dst (resized to Size x Size). For visualisation.
-func (p *Pipeline) ApplyImage(dst *Image, src *Image, v ViewParams) error {
-	if err := src.Validate(); err != nil {
+func (p *Pipeline) ApplyImage(dst *Image, src Source, v ViewParams) error {
+	if err := validSource(src); err != nil {
 		return err
 	}
-	if err := v.check(src.W, src.H); err != nil {
+	if err := v.check(src.dims()); err != nil {
 		return err
 	}
 	s := p.pool.Get().(*scratch)
 	defer p.pool.Put(s)
 	p.augment(s, src, v)
-	dst.W, dst.H = p.cfg.Size, p.cfg.Size
-	dst.Pix = grow(dst.Pix, len(s.img.Pix))
-	copy(dst.Pix, s.img.Pix)
+	p.copyOut(dst, s)
 	return nil
 }
 
-func (p *Pipeline) checkDst(dst []float32) error {
+// check validates a source and a destination of normalised views.
+func (p *Pipeline) check(dst []float32, src Source) error {
+	if err := validSource(src); err != nil {
+		return err
+	}
 	if n := 3 * p.cfg.Size * p.cfg.Size; len(dst) != n {
 		return fmt.Errorf("augment: destination has %d floats, a %dx%d view needs %d", len(dst), p.cfg.Size, p.cfg.Size, n)
 	}
 	return nil
 }
 
-func (p *Pipeline) apply(dst []float32, src *Image, v ViewParams) error {
+// copyOut copies the view in s.img into dst, resizing it.
+func (p *Pipeline) copyOut(dst *Image, s *scratch) {
+	dst.W, dst.H = p.cfg.Size, p.cfg.Size
+	dst.Pix = grow(dst.Pix, len(s.img.Pix))
+	copy(dst.Pix, s.img.Pix)
+}
+
+func (p *Pipeline) apply(dst []float32, src Source, v ViewParams) error {
 	s := p.pool.Get().(*scratch)
 	defer p.pool.Put(s)
 	p.augment(s, src, v)
@@ -152,13 +158,13 @@ func (p *Pipeline) apply(dst []float32, src *Image, v ViewParams) error {
 }
 
 // augment leaves the unnormalised view in s.img.
-func (p *Pipeline) augment(s *scratch, src *Image, v ViewParams) {
+func (p *Pipeline) augment(s *scratch, src Source, v ViewParams) {
 	size := p.cfg.Size
 	c := v.Crop
 	// The flip is fused into the resize by reversing the horizontal taps.
 	s.xw.compute(c.W, size, 0, size, v.Flip)
 	s.yw.compute(c.H, size, 0, size, false)
-	s.tmp = resample(s.img.Pix, size, size, src, c.Left, c.Top, c.W, c.H, &s.xw, &s.yw, s.tmp)
+	s.tmp = src.resample(s.img.Pix, size, size, c.Left, c.Top, c.W, c.H, &s.xw, &s.yw, s.tmp)
 	p.finish(s, v)
 }
 
@@ -192,11 +198,8 @@ func (p *Pipeline) finish(s *scratch, v ViewParams) {
 // shorter side resized to Size (antialiased bilinear, torchvision
 // Resize(Size)), a centre Size x Size crop (CenterCrop), then normalisation.
 // A Size x Size source is only normalised.
-func (p *Pipeline) Eval(dst []float32, src *Image) error {
-	if err := src.Validate(); err != nil {
-		return err
-	}
-	if err := p.checkDst(dst); err != nil {
+func (p *Pipeline) Eval(dst []float32, src Source) error {
+	if err := p.check(dst, src); err != nil {
 		return err
 	}
 	s := p.pool.Get().(*scratch)
@@ -206,25 +209,24 @@ func (p *Pipeline) Eval(dst []float32, src *Image) error {
 }
 
 // EvalImage is Eval without normalisation (values in [0,1]).
-func (p *Pipeline) EvalImage(dst *Image, src *Image) error {
-	if err := src.Validate(); err != nil {
+func (p *Pipeline) EvalImage(dst *Image, src Source) error {
+	if err := validSource(src); err != nil {
 		return err
 	}
 	s := p.pool.Get().(*scratch)
 	defer p.pool.Put(s)
 	p.evalImage(s, src)
-	dst.W, dst.H = p.cfg.Size, p.cfg.Size
-	dst.Pix = grow(dst.Pix, len(s.img.Pix))
-	copy(dst.Pix, s.img.Pix)
+	p.copyOut(dst, s)
 	return nil
 }
 
-func (p *Pipeline) evalImage(s *scratch, src *Image) {
+func (p *Pipeline) evalImage(s *scratch, src Source) {
 	size := p.cfg.Size
-	nw, nh, left, top := p.evalGeometry(src.W, src.H)
-	s.xw.compute(src.W, nw, left, size, false)
-	s.yw.compute(src.H, nh, top, size, false)
-	s.tmp = resample(s.img.Pix, size, size, src, 0, 0, src.W, src.H, &s.xw, &s.yw, s.tmp)
+	w, h := src.dims()
+	nw, nh, left, top := p.evalGeometry(w, h)
+	s.xw.compute(w, nw, left, size, false)
+	s.yw.compute(h, nh, top, size, false)
+	s.tmp = src.resample(s.img.Pix, size, size, 0, 0, w, h, &s.xw, &s.yw, s.tmp)
 }
 
 // evalGeometry is the resized size and centre-crop offset of Eval.
@@ -344,8 +346,13 @@ func (s *blurScratch) blur(pix []float32, w, h, channels int, k []float32) {
 	}
 	row, tmp := s.row, s.tmp
 	kc := k[pad]
-	s.off = grow(s.off, 2*pad)
-	offA, offB := s.off[:pad], s.off[pad:2*pad]
+	// Tap offsets: within the padded row, fixed; down the columns, per row.
+	s.off = grow(s.off, 4*pad)
+	rowA, rowB := s.off[:pad], s.off[pad:2*pad]
+	offA, offB := s.off[2*pad:3*pad], s.off[3*pad:4*pad]
+	for j := range pad {
+		rowA[j], rowB[j] = j, K-1-j
+	}
 	for c := 0; c < channels; c++ {
 		plane := pix[c*w*h : (c+1)*w*h]
 		// Horizontal pass into tmp.
@@ -356,7 +363,7 @@ func (s *blurScratch) blur(pix []float32, w, h, channels int, k []float32) {
 				row[pad-j] = src[reflect(-j, w)]
 				row[pad+w-1+j] = src[reflect(w-1+j, w)]
 			}
-			blurRow(tmp[y*w:(y+1)*w], row, k, pad)
+			blurTaps(tmp[y*w:(y+1)*w], row, pad, rowA, rowB, k[:pad], kc)
 		}
 		// Vertical pass back into plane.
 		for y := 0; y < h; y++ {
@@ -364,58 +371,29 @@ func (s *blurScratch) blur(pix []float32, w, h, channels int, k []float32) {
 				offA[j] = int(s.idx[y+j]) * w
 				offB[j] = int(s.idx[y+K-1-j]) * w
 			}
-			blurCol(plane[y*w:(y+1)*w], tmp, y*w, offA[:pad], offB[:pad], k[:pad], kc)
+			blurTaps(plane[y*w:(y+1)*w], tmp, y*w, offA, offB, k[:pad], kc)
 		}
 	}
 }
 
-// blurRow sets out[x] = kc*row[pad+x] + sum_j k[j]*(row[j+x]+row[K-1-j+x]),
-// accumulating in the same order for every x (so results do not depend on
-// the blocking), four outputs at a time held in registers.
-func blurRow(out, row, k []float32, pad int) {
-	K := len(k)
-	kc := k[pad]
-	w := len(out)
-	x := 0
-	for ; x+4 <= w; x += 4 {
-		c := row[pad+x : pad+x+4 : pad+x+4]
-		s0, s1, s2, s3 := kc*c[0], kc*c[1], kc*c[2], kc*c[3]
-		for j := 0; j < pad; j++ {
-			kj := k[j]
-			a := row[j+x : j+x+4 : j+x+4]
-			b := row[K-1-j+x : K-1-j+x+4 : K-1-j+x+4]
-			s0 += kj * (a[0] + b[0])
-			s1 += kj * (a[1] + b[1])
-			s2 += kj * (a[2] + b[2])
-			s3 += kj * (a[3] + b[3])
-		}
-		o := out[x : x+4 : x+4]
-		o[0], o[1], o[2], o[3] = s0, s1, s2, s3
-	}
-	for ; x < w; x++ {
-		s := kc * row[pad+x]
-		for j := 0; j < pad; j++ {
-			s += k[j] * (row[j+x] + row[K-1-j+x])
-		}
-		out[x] = s
-	}
-}
-
-// blurCol is blurRow down columns: out[x] = kc*tmp[oc+x] +
-// sum_j k[j]*(tmp[offA[j]+x]+tmp[offB[j]+x]).
-func blurCol(out, tmp []float32, oc int, offA, offB []int, k []float32, kc float32) {
+// blurTaps sets out[x] = kc*src[oc+x] + sum_j k[j]*(src[offA[j]+x] +
+// src[offB[j]+x]): one output row of a symmetric kernel, whose tap pairs
+// lie along the padded row (horizontal pass) or in other rows (vertical
+// pass). It accumulates in the same order for every x (so results do not
+// depend on the blocking), four outputs at a time held in registers.
+func blurTaps(out, src []float32, oc int, offA, offB []int, k []float32, kc float32) {
 	w := len(out)
 	offB = offB[:len(offA)]
 	k = k[:len(offA)]
 	x := 0
 	for ; x+4 <= w; x += 4 {
-		c := tmp[oc+x : oc+x+4 : oc+x+4]
+		c := src[oc+x : oc+x+4 : oc+x+4]
 		s0, s1, s2, s3 := kc*c[0], kc*c[1], kc*c[2], kc*c[3]
 		for j, oa := range offA {
 			kj := k[j]
-			a := tmp[oa+x : oa+x+4 : oa+x+4]
+			a := src[oa+x : oa+x+4 : oa+x+4]
 			ob := offB[j] + x
-			b := tmp[ob : ob+4 : ob+4]
+			b := src[ob : ob+4 : ob+4]
 			s0 += kj * (a[0] + b[0])
 			s1 += kj * (a[1] + b[1])
 			s2 += kj * (a[2] + b[2])
@@ -425,9 +403,9 @@ func blurCol(out, tmp []float32, oc int, offA, offB []int, k []float32, kc float
 		o[0], o[1], o[2], o[3] = s0, s1, s2, s3
 	}
 	for ; x < w; x++ {
-		s := kc * tmp[oc+x]
+		s := kc * src[oc+x]
 		for j, oa := range offA {
-			s += k[j] * (tmp[oa+x] + tmp[offB[j]+x])
+			s += k[j] * (src[oa+x] + src[offB[j]+x])
 		}
 		out[x] = s
 	}

@@ -362,8 +362,9 @@ func TestResamplePassOrders(t *testing.T) {
 		yw.compute(ch, size, 0, size, false)
 		a := make([]float32, 3*size*size)
 		b := make([]float32, 3*size*size)
-		resampleHFirst(a, size, size, src, left, top, ch, &xw, &yw, nil)
-		resampleVFirst(b, size, size, src, left, top, cw, &xw, &yw, nil)
+		px := pixels[float32]{src.Pix, src.W, src.H}
+		resampleHFirst(a, size, size, px, left, top, cw, ch, &xw, &yw, nil)
+		resampleVFirst(b, size, size, px, left, top, cw, ch, &xw, &yw, nil)
 		for i := range a {
 			if math.Abs(float64(a[i]-b[i])) > 1e-5 {
 				t.Fatalf("%v: pass orders differ at %d: %v vs %v", tc, i, a[i], b[i])

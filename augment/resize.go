@@ -98,20 +98,126 @@ func grow[T any](s []T, n int) []T {
 }
 
 // resample writes the 3-channel ow x oh image resampled from the rectangle
-// (left, top, cw, ch) of src into dst (len 3*ow*oh) using the horizontal
-// taps xw (ow outputs) and vertical taps yw (oh outputs) relative to the
-// rectangle. tmp is scratch and is returned, possibly grown.
+// (left, top, cw, ch) of src into dst (planar, len 3*ow*oh) using the
+// horizontal taps xw (ow outputs) and vertical taps yw (oh outputs)
+// relative to the rectangle. tmp is scratch and is returned, possibly grown.
+// Both passes work on the three channels at once; each output is
+// accumulated tap by tap in the same order whatever the source layout, so
+// an Image8 gives the same floats as its conversion to Image.
 //
 // The filter is separable, so the pass order only changes float32
 // rounding. PyTorch filters horizontally first; that is cheaper when the
 // crop has few rows (upsampling). When shrinking tall crops, filtering rows
 // first (a contiguous multiply-add over whole rows) does less of the
 // gather-style horizontal work, so the cheaper order is picked.
-func resample(dst []float32, ow, oh int, src *Image, left, top, cw, ch int, xw, yw *axisWeights, tmp []float32) []float32 {
+func resample[T sample](dst []float32, ow, oh int, src pixels[T], left, top, cw, ch int, xw, yw *axisWeights, tmp []float32) []float32 {
 	if verticalFirst(ow, oh, cw, ch, xw, yw) {
-		return resampleVFirst(dst, ow, oh, src, left, top, cw, xw, yw, tmp)
+		return resampleVFirst(dst, ow, oh, src, left, top, cw, ch, xw, yw, tmp)
 	}
-	return resampleHFirst(dst, ow, oh, src, left, top, ch, xw, yw, tmp)
+	return resampleHFirst(dst, ow, oh, src, left, top, cw, ch, xw, yw, tmp)
+}
+
+// resampleVFirst makes each output row from the weighted sum of its source
+// rows (planar, cw wide, in tmp) by the horizontal taps.
+func resampleVFirst[T sample](dst []float32, ow, oh int, src pixels[T], left, top, cw, _ int, xw, yw *axisWeights, tmp []float32) []float32 {
+	out := pixels[float32]{dst, ow, oh}
+	tmp = grow(tmp, 3*cw)
+	m0, m1, m2 := pixels[float32]{tmp, cw, 1}.row(0, 0, cw)
+	for o := range oh {
+		d0, d1, d2, y, w := outputRow(out, yw, o)
+		if len(w) == 0 {
+			continue
+		}
+		for k, wk := range w {
+			s0, s1, s2 := src.row(top+y+k, left, cw)
+			axpy(m0, m1, m2, s0, s1, s2, wk, k == 0)
+		}
+		taps(d0, d1, d2, m0, m1, m2, xw)
+	}
+	return tmp
+}
+
+// resampleHFirst applies the horizontal taps to the rows of the rectangle
+// that the vertical taps read, into tmp (planar, ow wide), then the
+// vertical taps.
+func resampleHFirst[T sample](dst []float32, ow, oh int, src pixels[T], left, top, cw, ch int, xw, yw *axisWeights, tmp []float32) []float32 {
+	r0, r1 := int(yw.start[0]), int(yw.start[0]+yw.n[0])
+	for o := 1; o < oh; o++ {
+		r0 = min(r0, int(yw.start[o]))
+		r1 = max(r1, int(yw.start[o]+yw.n[o]))
+	}
+	r1 = min(r1, ch)
+	rows := r1 - r0
+	tmp = grow(tmp, 3*rows*ow)
+	t := pixels[float32]{tmp, ow, rows}
+	for r := range rows {
+		d0, d1, d2 := t.row(r, 0, ow)
+		s0, s1, s2 := src.row(top+r0+r, left, cw)
+		taps(d0, d1, d2, s0, s1, s2, xw)
+	}
+	out := pixels[float32]{dst, ow, oh}
+	for o := range oh {
+		d0, d1, d2, y, w := outputRow(out, yw, o)
+		for k, wk := range w {
+			s0, s1, s2 := t.row(y-r0+k, 0, ow)
+			axpy(d0, d1, d2, s0, s1, s2, wk, k == 0)
+		}
+	}
+	return tmp
+}
+
+// outputRow returns the runs of row o of out, and the first source row y
+// and weights w of its vertical taps. A row with no taps (w empty) is
+// black.
+func outputRow(out pixels[float32], yw *axisWeights, o int) (d0, d1, d2 []float32, y int, w []float32) {
+	d0, d1, d2 = out.row(o, 0, out.w)
+	y, w = int(yw.start[o]), yw.w[o*yw.stride:o*yw.stride+int(yw.n[o])]
+	if len(w) == 0 {
+		clear(d0)
+		clear(d1)
+		clear(d2)
+	}
+	return d0, d1, d2, y, w
+}
+
+// axpy sets the planar run d to wk times the run s (first) or adds that
+// to it, pixel by pixel.
+func axpy[T sample](d0, d1, d2 []float32, s0, s1, s2 []T, wk float32, first bool) {
+	d1, d2 = d1[:len(d0)], d2[:len(d0)]
+	s0, s1, s2 = span(s0, s1, s2, 0, len(d0))
+	if first {
+		for x := range d0 {
+			v0, v1, v2 := at(s0, s1, s2, x)
+			d0[x], d1[x], d2[x] = wk*v0, wk*v1, wk*v2
+		}
+		return
+	}
+	for x := range d0 {
+		v0, v1, v2 := at(s0, s1, s2, x)
+		d0[x] += wk * v0
+		d1[x] += wk * v1
+		d2[x] += wk * v2
+	}
+}
+
+// taps writes into the planar run d (len(d0) outputs) the horizontal taps
+// xw applied to the source run s.
+func taps[T sample](d0, d1, d2 []float32, s0, s1, s2 []T, xw *axisWeights) {
+	d1, d2 = d1[:len(d0)], d2[:len(d0)]
+	xs, xn, xwt, xst := xw.start[:len(d0)], xw.n[:len(d0)], xw.w, xw.stride
+	for o := range d0 {
+		n := int(xn[o])
+		w := xwt[o*xst : o*xst+n]
+		p0, p1, p2 := span(s0, s1, s2, int(xs[o]), n)
+		var a0, a1, a2 float32
+		for k, wk := range w {
+			v0, v1, v2 := at(p0, p1, p2, k)
+			a0 += wk * v0
+			a1 += wk * v1
+			a2 += wk * v2
+		}
+		d0[o], d1[o], d2[o] = a0, a1, a2
+	}
 }
 
 // verticalFirst reports whether filtering rows first is the cheaper pass
@@ -128,107 +234,4 @@ func verticalFirst(ow, oh, cw, ch int, xw, yw *axisWeights) bool {
 		ty += int(n)
 	}
 	return ty*cw+2*oh*tx < 2*ch*tx+ty*ow
-}
-
-func resampleHFirst(dst []float32, ow, oh int, src *Image, left, top, ch int, xw, yw *axisWeights, tmp []float32) []float32 {
-	// Rows of the rectangle the vertical pass actually reads.
-	r0, r1 := int(yw.start[0]), int(yw.start[0]+yw.n[0])
-	for o := 1; o < oh; o++ {
-		r0 = min(r0, int(yw.start[o]))
-		r1 = max(r1, int(yw.start[o]+yw.n[o]))
-	}
-	r1 = min(r1, ch)
-	rows := r1 - r0
-	tmp = grow(tmp, rows*ow)
-	sw, sh := src.W, src.H
-	xs, xn, xwt, xst := xw.start[:ow], xw.n[:ow], xw.w, xw.stride
-	for c := 0; c < 3; c++ {
-		plane := src.Pix[c*sw*sh : (c+1)*sw*sh]
-		for r := 0; r < rows; r++ {
-			srow := plane[(top+r0+r)*sw+left : (top+r0+r+1)*sw]
-			trow := tmp[r*ow : (r+1)*ow]
-			for o := range trow {
-				s := srow[xs[o]:]
-				n := int(xn[o])
-				w := xwt[o*xst : o*xst+n]
-				s = s[:n]
-				var acc float32
-				for k, wk := range w {
-					acc += wk * s[k]
-				}
-				trow[o] = acc
-			}
-		}
-		out := dst[c*ow*oh : (c+1)*ow*oh]
-		for o := 0; o < oh; o++ {
-			orow := out[o*ow : (o+1)*ow]
-			n := int(yw.n[o])
-			base := int(yw.start[o]) - r0
-			w := yw.w[o*yw.stride : o*yw.stride+n]
-			if n == 0 {
-				clear(orow)
-				continue
-			}
-			trow := tmp[base*ow : (base+1)*ow]
-			w0 := w[0]
-			for x := range orow {
-				orow[x] = w0 * trow[x]
-			}
-			for k := 1; k < n; k++ {
-				wk := w[k]
-				trow := tmp[(base+k)*ow : (base+k+1)*ow]
-				trow = trow[:len(orow)]
-				for x := range orow {
-					orow[x] += wk * trow[x]
-				}
-			}
-		}
-	}
-	return tmp
-}
-
-func resampleVFirst(dst []float32, ow, oh int, src *Image, left, top, cw int, xw, yw *axisWeights, tmp []float32) []float32 {
-	tmp = grow(tmp, cw)
-	row := tmp[:cw]
-	sw, sh := src.W, src.H
-	xs, xn, xwt, xst := xw.start[:ow], xw.n[:ow], xw.w, xw.stride
-	for c := 0; c < 3; c++ {
-		plane := src.Pix[c*sw*sh : (c+1)*sw*sh]
-		out := dst[c*ow*oh : (c+1)*ow*oh]
-		for o := 0; o < oh; o++ {
-			n := int(yw.n[o])
-			orow := out[o*ow : (o+1)*ow]
-			if n == 0 {
-				clear(orow)
-				continue
-			}
-			w := yw.w[o*yw.stride : o*yw.stride+n]
-			y0 := top + int(yw.start[o])
-			s0 := plane[y0*sw+left : y0*sw+left+cw]
-			w0 := w[0]
-			for x := range row {
-				row[x] = w0 * s0[x]
-			}
-			for k := 1; k < n; k++ {
-				wk := w[k]
-				sk := plane[(y0+k)*sw+left : (y0+k)*sw+left+cw]
-				sk = sk[:len(row)]
-				for x := range row {
-					row[x] += wk * sk[x]
-				}
-			}
-			for ox := range orow {
-				nn := int(xn[ox])
-				ww := xwt[ox*xst : ox*xst+nn]
-				ss := row[xs[ox]:]
-				ss = ss[:nn]
-				var acc float32
-				for k, wk := range ww {
-					acc += wk * ss[k]
-				}
-				orow[ox] = acc
-			}
-		}
-	}
-	return tmp
 }

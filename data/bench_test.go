@@ -28,12 +28,22 @@ func synthCIFAR(n int) *recordDataset {
 type copyTF struct{}
 
 func (copyTF) Size() int { return 32 }
-func (copyTF) View(dst []float32, src *augment.Image, rng *rand.Rand) error {
-	copy(dst, src.Pix)
+func (copyTF) View(dst []float32, src augment.Source, rng *rand.Rand) error {
+	copyTF{}.Eval(dst, src)
 	dst[0] += rng.Float32()
 	return nil
 }
-func (copyTF) Eval(dst []float32, src *augment.Image) error { copy(dst, src.Pix); return nil }
+func (copyTF) Eval(dst []float32, src augment.Source) error {
+	switch s := src.(type) {
+	case *augment.Image:
+		copy(dst, s.Pix)
+	case *augment.Image8: // records come as bytes
+		for k, v := range s.Pix {
+			dst[k] = float32(v)
+		}
+	}
+	return nil
+}
 
 func benchPairs(b *testing.B, tf Transform, workers int) {
 	const batch = 256

@@ -169,14 +169,6 @@ func Open(spec string) (Dataset, error) {
 	return op.open(path, split)
 }
 
-// byteLUT maps a uint8 pixel to its float32 value in [0,1].
-var byteLUT = func() (t [256]float32) {
-	for i := range t {
-		t[i] = float32(i) / 255
-	}
-	return t
-}()
-
 func checkIndex(what string, i, n int) error {
 	if i < 0 || i >= n {
 		return fmt.Errorf("%s: image index %d out of range [0,%d)", what, i, n)

@@ -13,19 +13,25 @@ import (
 )
 
 // DecodeImageFile reads and decodes one image file into planar RGB. It and
-// DecodeImage (and the 8-bit DecodeImageFile8, DecodeImage8) are the only
-// decoders of user images: folder datasets, the augment command and the
-// server all go through them, so the header of every image is checked
-// against MaxImagePixels (and for an empty size) before any pixel memory is
-// allocated, and errors say which file and what is wrong.
-func DecodeImageFile(path string) (*augment.Image, error) {
+// DecodeImage (and DecodeSourceFile, DecodeSource and the 8-bit
+// DecodeImage8) are the only decoders of user images: folder datasets, the
+// augment command and the server all go through them, so the header of
+// every image is checked against MaxImagePixels (and for an empty size)
+// before any pixel memory is allocated, and errors say which file and what
+// is wrong.
+func DecodeImageFile(path string) (*augment.Image, error) { return decodeFile(path, DecodeImage) }
+
+// decodeFile reads the file at path and decodes it with decode, naming the
+// file in errors.
+func decodeFile[T any](path string, decode func([]byte) (T, error)) (T, error) {
+	var zero T
 	b, err := readImageFile(path)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	img, err := DecodeImage(b)
+	img, err := decode(b)
 	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", path, err)
+		return zero, fmt.Errorf("image %s: %w", path, err)
 	}
 	return img, nil
 }
@@ -80,24 +86,40 @@ func isJPEG(b []byte) bool { return len(b) >= 3 && b[0] == 0xFF && b[1] == 0xD8 
 // decodeGo decodes with the standard library's registered decoders and
 // augment.FromImage.
 func decodeGo(b []byte) (*augment.Image, error) {
+	_, format, err := decodeHeader(b)
+	if err != nil {
+		return nil, err
+	}
+	m, err := decodeBody(b, format)
+	if err != nil {
+		return nil, err
+	}
+	return augment.FromImage(m)
+}
+
+// decodeHeader reads b's header with the standard library's registered
+// decoders and checks its size, before any pixel memory is allocated.
+func decodeHeader(b []byte) (image.Config, string, error) {
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
 	if err != nil {
 		if errors.Is(err, image.ErrFormat) {
-			return nil, fmt.Errorf("unknown or corrupt image format (want %s)", strings.Join(imageExts, " "))
+			return cfg, "", fmt.Errorf("unknown or corrupt image format (want %s)", strings.Join(imageExts, " "))
 		}
 		if isJPEG(b) {
-			return nil, fmt.Errorf("decoding jpeg header: %w", err)
+			return cfg, "", fmt.Errorf("decoding jpeg header: %w", err)
 		}
-		return nil, fmt.Errorf("decoding header: %w", err)
+		return cfg, "", fmt.Errorf("decoding header: %w", err)
 	}
-	if err := checkSize(format, cfg.Width, cfg.Height); err != nil {
-		return nil, err
-	}
+	return cfg, format, checkSize(format, cfg.Width, cfg.Height)
+}
+
+// decodeBody decodes b, whose header decodeHeader accepted.
+func decodeBody(b []byte, format string) (image.Image, error) {
 	m, _, err := image.Decode(bytes.NewReader(b))
 	if err != nil {
 		return nil, fmt.Errorf("corrupt or truncated %s: %w", format, err)
 	}
-	return augment.FromImage(m)
+	return m, nil
 }
 
 // checkSize refuses empty images and ones over MaxImagePixels, before any

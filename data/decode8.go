@@ -1,36 +1,24 @@
 package data
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"image"
 	"image/color"
-	"math/rand/v2"
 	"sync"
 
 	"github.com/simclr-go/simclr/augment"
 )
 
-// Dataset8 is implemented by datasets that can hand out images as
-// interleaved 8-bit RGB. Loaders use it, through a type assertion, with a
-// transform that has View8/Eval8 (Transform8): decoders then skip the
-// conversion of the whole image to float32, and only the pixels under a
-// crop are converted. The views equal those of the float path exactly.
-type Dataset8 interface {
-	// Image8 returns image i as 8-bit RGB with the same values as
-	// Image(i)*255. For an image that 8 bits cannot hold exactly (16-bit
-	// or translucent PNG, CMYK JPEG, ...) it returns an error wrapping
-	// ErrNot8Bit, and the caller uses Image(i).
-	Image8(i int) (*augment.Image8, error)
-}
-
-// Transform8 is implemented by transforms that read 8-bit images directly;
-// *augment.Pipeline does. View8 must consume rng as View does and give the
-// same result as View on the converted image.
-type Transform8 interface {
-	View8(dst []float32, src *augment.Image8, rng *rand.Rand) error
-	Eval8(dst []float32, src *augment.Image8) error
+// SourceDataset is implemented by datasets that can hand out an image in
+// the form that holds it exactly at the least cost: interleaved 8-bit
+// (*augment.Image8) when its values are bytes, as for JPEGs, 8-bit PNGs
+// and every record format, and float (*augment.Image) otherwise (16-bit or
+// paletted PNG, CMYK JPEG, ...), decoding it once either way. Loaders use
+// it instead of Image when a dataset has it: a transform reads either form
+// (see Transform), and from bytes only the pixels under a crop are ever
+// converted to float32. Both forms give the same views.
+type SourceDataset interface {
+	Source(i int) (augment.Source, error)
 }
 
 // ErrNot8Bit says an image has values that 8-bit RGB cannot hold exactly.
@@ -65,64 +53,77 @@ func ReleaseImage8(img *augment.Image8) {
 // wrapping ErrNot8Bit (use DecodeImage). The buffer comes from a pool; pass
 // the image to ReleaseImage8 when done with it to recycle it.
 func DecodeImage8(b []byte) (*augment.Image8, error) {
+	src, err := decodeSource(b, false)
+	if err != nil {
+		return nil, err
+	}
+	return src.(*augment.Image8), nil
+}
+
+// DecodeSource decodes an encoded image, once, into the form that holds
+// it exactly at the least cost: like DecodeImage8 where 8 bits hold it,
+// else like DecodeImage. Pass an *augment.Image8 result to ReleaseImage8
+// when done with it.
+func DecodeSource(b []byte) (augment.Source, error) { return decodeSource(b, true) }
+
+// decodeSource is DecodeSource, or DecodeImage8 when float is false: then
+// an image that 8 bits cannot hold is ErrNot8Bit, found from its header
+// alone where that tells.
+func decodeSource(b []byte, float bool) (augment.Source, error) {
 	if isJPEG(b) {
 		if img, ok, err := decodeJPEGNative8(b); ok {
-			return img, err
+			if err != nil {
+				return nil, err
+			}
+			return img, nil
 		}
 	}
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
+	cfg, format, err := decodeHeader(b)
 	if err != nil {
-		if _, err := decodeGo(b); err != nil { // for its error message
-			return nil, err
-		}
-		return nil, fmt.Errorf("decoding header: %w", err)
+		return nil, err
 	}
+	var exact bool // FromImage8 takes the decoder's output
 	switch cfg.ColorModel {
 	case color.YCbCrModel, color.RGBAModel, color.NRGBAModel, color.GrayModel:
-	default:
+		exact = true
+	}
+	if !exact && !float {
 		return nil, fmt.Errorf("%s: %w", format, ErrNot8Bit)
 	}
-	if err := checkSize(format, cfg.Width, cfg.Height); err != nil {
+	m, err := decodeBody(b, format)
+	if err != nil {
 		return nil, err
 	}
-	m, _, err := image.Decode(bytes.NewReader(b))
-	if err != nil {
-		return nil, fmt.Errorf("decoding %s: %w", format, err)
-	}
-	img := newPooledImage8(1, 1)
-	if !augment.FromImage8(img, m) {
+	if exact {
+		img := newPooledImage8(1, 1)
+		if augment.FromImage8(img, m) {
+			return img, nil
+		}
 		ReleaseImage8(img)
-		return nil, fmt.Errorf("%s (%T): %w", format, m, ErrNot8Bit)
+		if !float {
+			return nil, fmt.Errorf("%s (%T): %w", format, m, ErrNot8Bit)
+		}
 	}
-	return img, nil
+	return augment.FromImage(m)
 }
 
-// DecodeImageFile8 reads and decodes one image file with DecodeImage8.
-func DecodeImageFile8(path string) (*augment.Image8, error) {
-	b, err := readImageFile(path)
-	if err != nil {
-		return nil, err
-	}
-	img, err := DecodeImage8(b)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", path, err)
-	}
-	return img, nil
-}
+// DecodeSourceFile reads and decodes one image file with DecodeSource.
+func DecodeSourceFile(path string) (augment.Source, error) { return decodeFile(path, DecodeSource) }
 
-func (d *folderDataset) Image8(i int) (*augment.Image8, error) {
+func (d *folderDataset) Source(i int) (augment.Source, error) {
 	if err := checkIndex("folder:"+d.root, i, len(d.paths)); err != nil {
 		return nil, err
 	}
-	return DecodeImageFile8(d.paths[i])
+	return DecodeSourceFile(d.paths[i])
 }
 
-// pooled8 marks datasets whose Image8 results are fresh buffers the loader
+// pooled8 marks datasets whose Source results are fresh buffers the loader
 // may recycle with ReleaseImage8.
 func (d *folderDataset) pooled8() {}
 func (d *recordDataset) pooled8() {}
 
-func (d *recordDataset) Image8(i int) (*augment.Image8, error) {
+// Source returns record i as interleaved bytes (records are 8-bit).
+func (d *recordDataset) Source(i int) (augment.Source, error) {
 	if err := checkIndex(d.prefix, i, d.n); err != nil {
 		return nil, err
 	}

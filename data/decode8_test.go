@@ -7,9 +7,11 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/simclr-go/simclr/augment"
@@ -101,23 +103,48 @@ func TestRecordImage8MatchesImage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := d.Image8(i)
+			src, err := d.Source(i)
 			if err != nil {
 				t.Fatal(err)
 			}
+			got, ok := src.(*augment.Image8)
+			if !ok {
+				t.Fatalf("layout %d: Source gave a %T, want *augment.Image8", c.layout, src)
+			}
 			if maxd, _ := pixelDiff(t, got.ToImage(), want); maxd != 0 {
-				t.Errorf("layout %d image %d: Image8 differs from Image", c.layout, i)
+				t.Errorf("layout %d image %d: Source differs from Image", c.layout, i)
+			}
+			// Image is Source converted, so check the bytes against the
+			// record directly too.
+			rec := d.pix[i*d.recLen() : (i+1)*d.recLen()]
+			for y := range c.h {
+				for x := range c.w {
+					for ch := range 3 {
+						var b byte
+						switch c.layout {
+						case planarRowMajor:
+							b = rec[(ch*c.h+y)*c.w+x]
+						case planarColMajor:
+							b = rec[(ch*c.w+x)*c.h+y]
+						case greyRowMajor:
+							b = rec[y*c.w+x]
+						}
+						if g := got.Pix[3*(y*c.w+x)+ch]; g != b {
+							t.Fatalf("layout %d image %d: pixel (%d,%d) channel %d is %d, record says %d", c.layout, i, x, y, ch, g, b)
+						}
+					}
+				}
 			}
 		}
-		if _, err := d.Image8(d.n); err == nil {
-			t.Error("Image8 accepted an index out of range")
+		if _, err := d.Source(d.n); err == nil {
+			t.Error("Source accepted an index out of range")
 		}
 	}
 }
 
-var _ Transform8 = (*augment.Pipeline)(nil)
+var _ Transform = (*augment.Pipeline)(nil)
 
-// floatOnly hides a dataset's Image8 so loaders take the float path.
+// floatOnly hides a dataset's Source so loaders take the float path.
 type floatOnly struct{ Dataset }
 
 // TestLoader8MatchesFloatPath: on a folder of JPEGs and PNGs (one 16-bit,
@@ -151,8 +178,8 @@ func TestLoader8MatchesFloatPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := ds.(Dataset8); !ok {
-		t.Fatal("folder dataset does not implement Dataset8")
+	if _, ok := ds.(SourceDataset); !ok {
+		t.Fatal("folder dataset does not implement SourceDataset")
 	}
 	cfg, err := augment.Preset("stl10")
 	if err != nil {
@@ -210,4 +237,136 @@ func abs32(x float32) float32 {
 		return -x
 	}
 	return x
+}
+
+// TestDecodeSourceForms: DecodeSource gives bytes for the images 8 bits
+// hold and floats for the others (16-bit and paletted PNG, CMYK JPEG),
+// equal to DecodeImage either way.
+func TestDecodeSourceForms(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 11))
+	g16 := image.NewGray16(image.Rect(0, 0, 5, 4))
+	for i := range g16.Pix {
+		g16.Pix[i] = uint8(rng.Uint32())
+	}
+	pal := image.NewPaletted(image.Rect(0, 0, 4, 3), color.Palette{color.Black, color.NRGBA{200, 10, 30, 255}})
+	pal.Pix[5] = 1
+	translucent := image.NewNRGBA(image.Rect(0, 0, 6, 5))
+	for i := range translucent.Pix {
+		translucent.Pix[i] = uint8(rng.Uint32())
+	}
+	cmyk, err := os.ReadFile(filepath.Join("testdata", "jpeg", "cmyk.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		b     []byte
+		bytes bool
+	}{
+		{"jpeg", testJPEG(t, rng, 33, 21, 90, false), true},
+		{"jpeg-grey", testJPEG(t, rng, 20, 17, 90, true), true},
+		{"png-gray16", encodePNG(t, g16), false},
+		{"png-paletted", encodePNG(t, pal), false},
+		{"png-translucent", encodePNG(t, translucent), true}, // NRGBA: alpha dropped
+		{"jpeg-cmyk", cmyk, false},
+	} {
+		want, err := DecodeImage(c.b)
+		if err != nil {
+			t.Fatal(c.name, err)
+		}
+		src, err := DecodeSource(c.b)
+		if err != nil {
+			t.Fatal(c.name, err)
+		}
+		var got *augment.Image
+		switch s := src.(type) {
+		case *augment.Image8:
+			got = s.ToImage()
+		case *augment.Image:
+			got = s
+		}
+		if _, isBytes := src.(*augment.Image8); isBytes != c.bytes {
+			t.Errorf("%s: DecodeSource gave a %T", c.name, src)
+		}
+		if maxd, _ := pixelDiff(t, got, want); maxd != 0 {
+			t.Errorf("%s: DecodeSource differs from DecodeImage by %g", c.name, maxd)
+		}
+	}
+	if _, err := DecodeSource([]byte("not an image")); err == nil {
+		t.Error("garbage decoded without error")
+	}
+	bad := testJPEG(t, rng, 40, 30, 90, false)
+	if src, err := DecodeSource(bad[:len(bad)/2]); err == nil || src != nil {
+		t.Errorf("truncated jpeg: %v, %v; want a nil source and an error", src, err)
+	}
+}
+
+// countDecodes is an image format ("simclr-count" files) whose decoder
+// counts its calls and gives a translucent RGBA image: one that reaches
+// the 8-bit conversion by its colour model and fails there.
+var countDecodes atomic.Int64
+
+func init() {
+	const magic = "simclr-count"
+	decode := func(r io.Reader) (image.Image, error) {
+		countDecodes.Add(1)
+		m := image.NewRGBA(image.Rect(0, 0, 3, 2))
+		for i := range m.Pix {
+			m.Pix[i] = uint8(40 * (i % 4))
+		}
+		return m, nil
+	}
+	config := func(r io.Reader) (image.Config, error) {
+		return image.Config{ColorModel: color.RGBAModel, Width: 3, Height: 2}, nil
+	}
+	image.RegisterFormat("simclr-count", magic, decode, config)
+}
+
+// TestDecodeSourceDecodesOnce: an image that turns out not to fit 8 bits
+// only after decoding is not decoded a second time for its float form (the
+// loader used to try the 8-bit decode, then decode again as float).
+func TestDecodeSourceDecodesOnce(t *testing.T) {
+	b := []byte("simclr-count")
+	countDecodes.Store(0)
+	src, err := DecodeSource(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := src.(*augment.Image); !ok {
+		t.Fatalf("DecodeSource gave a %T for a translucent image, want *augment.Image", src)
+	}
+	if n := countDecodes.Load(); n != 1 {
+		t.Errorf("decoded %d times, want once", n)
+	}
+	if _, err := DecodeImage8(b); !errors.Is(err, ErrNot8Bit) {
+		t.Errorf("DecodeImage8: %v, want ErrNot8Bit", err)
+	}
+}
+
+// TestLoaderDecodesOnce: the loader decodes each file once, also when the
+// image turns out not to fit 8 bits only after decoding (a translucent
+// premultiplied RGBA image, here from the counting format in a .png file).
+func TestLoaderDecodesOnce(t *testing.T) {
+	dir := t.TempDir()
+	const n = 4
+	for i := range n {
+		writeFile(t, filepath.Join(dir, fmt.Sprintf("%d.png", i)), []byte("simclr-count"))
+	}
+	ds, err := OpenFolder(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := NewEvalLoader(ds, copyTF{}, n, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	countDecodes.Store(0)
+	for _, err := range l.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := countDecodes.Load(); got != n {
+		t.Errorf("%d images decoded %d times, want %d", n, got, n)
+	}
 }

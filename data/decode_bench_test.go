@@ -123,7 +123,7 @@ func imagenetPipeline(b *testing.B) *augment.Pipeline {
 // 500x375 JPEGs. decoded: from decoded images (torchvision: 29 views/s);
 // jpeg: one decode per view, as aug_bench.py measures (24 views/s);
 // jpeg-2views: one decode per two views, as the SimCLR loader does;
-// jpeg8*: the same through DecodeImage8 and View8, the loader's path for
+// jpeg8*: the same through DecodeImage8 and View of its Image8, the loader's path for
 // folder datasets.
 func BenchmarkImageNetViews(b *testing.B) {
 	blobs := benchJPEGs(b, 8)
@@ -139,7 +139,7 @@ func BenchmarkImageNetViews(b *testing.B) {
 	for _, c := range []struct {
 		name          string
 		decode, views int  // per step
-		eight         bool // DecodeImage8 + View8
+		eight         bool // DecodeImage8 + View of an Image8
 	}{{"decoded", 0, 1, false}, {"jpeg", 1, 1, false}, {"jpeg-2views", 1, 2, false}, {"jpeg8", 1, 1, true}, {"jpeg8-2views", 1, 2, true}} {
 		b.Run(c.name, func(b *testing.B) {
 			rng := rand.New(rand.NewPCG(1, 1))
@@ -154,7 +154,7 @@ func BenchmarkImageNetViews(b *testing.B) {
 						b.Fatal(err)
 					}
 					for range c.views {
-						if err := p.View8(dst, src8, rng); err != nil {
+						if err := p.View(dst, src8, rng); err != nil {
 							b.Fatal(err)
 						}
 						views++

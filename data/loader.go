@@ -16,14 +16,16 @@ import (
 
 // Transform turns a decoded image into normalised network input of
 // 3*Size()*Size() float32 values (CHW). *augment.Pipeline implements it.
-// View and Eval are called concurrently from several goroutines.
+// View and Eval are called concurrently from several goroutines. The
+// source is an *augment.Image, or an *augment.Image8 from datasets that
+// have one (SourceDataset); a transform gives the same result for both.
 type Transform interface {
 	Size() int
 	// View writes one random augmented view of src, drawing all its
 	// randomness from rng.
-	View(dst []float32, src *augment.Image, rng *rand.Rand) error
+	View(dst []float32, src augment.Source, rng *rand.Rand) error
 	// Eval writes the deterministic evaluation view of src.
-	Eval(dst []float32, src *augment.Image) error
+	Eval(dst []float32, src augment.Source) error
 }
 
 // LoaderConfig configures a PairLoader.
@@ -130,9 +132,8 @@ type worker struct {
 // engine runs the worker pool shared by both loaders.
 type engine struct {
 	ds       Dataset
-	ds8      Dataset8   // ds, when it and the transform both have 8-bit paths
-	tf8      Transform8 // the transform's 8-bit path, when ds8 is set
-	release8 bool       // Image8 results are fresh pooled buffers to recycle
+	src      SourceDataset // ds, when it has one
+	release8 bool          // Image8 results of src are pooled buffers to recycle
 	workers  int
 	prefetch int
 	viewLen  int
@@ -175,14 +176,14 @@ func (e *engine) getJob(batch int) *job {
 // image reads image i. With skipBad, an unreadable image is replaced by the
 // first readable one of a pseudo-random sequence fixed by (seed, i), so the
 // replacement does not depend on scheduling.
-func (e *engine) image(i int, skips *[]skip) (source, int, error) {
+func (e *engine) image(i int, skips *[]skip) (augment.Source, int, error) {
 	img, err := e.read(i)
 	if err == nil || !e.skipBad {
 		return img, i, err
 	}
 	*skips = append(*skips, skip{i, err})
 	if e.rows == 1 { // eval: leave it out
-		return source{}, -1, nil
+		return nil, -1, nil
 	}
 	n := uint64(e.ds.Len())
 	for k := uint64(1); k <= maxReplaceTries; k++ {
@@ -192,61 +193,39 @@ func (e *engine) image(i int, skips *[]skip) (source, int, error) {
 		}
 		*skips = append(*skips, skip{c, err})
 	}
-	return source{}, -1, fmt.Errorf("data: %s is unreadable and so were %d candidates for its replacement; too many bad images (last: %w)", e.ds.Name(i), maxReplaceTries, err)
+	return nil, -1, fmt.Errorf("data: %s is unreadable and so were %d candidates for its replacement; too many bad images (last: %w)", e.ds.Name(i), maxReplaceTries, err)
 }
 
-func (e *engine) read(i int) (source, error) {
+func (e *engine) read(i int) (augment.Source, error) {
 	if err, ok := e.bad.Load(i); ok {
-		return source{}, err.(error)
+		return nil, err.(error)
 	}
-	if e.ds8 != nil {
-		img, err := e.ds8.Image8(i)
-		if err == nil {
-			return source{b: img}, nil
-		}
-		if !errors.Is(err, ErrNot8Bit) {
-			if e.skipBad {
-				e.bad.Store(i, err)
-			}
-			return source{}, err
-		}
-	}
-	img, err := e.ds.Image(i)
+	img, err := e.decode(i)
 	if err != nil {
 		if e.skipBad {
 			e.bad.Store(i, err)
 		}
-		return source{}, err
+		return nil, err
 	}
-	return source{f: img}, nil
+	return img, nil
 }
 
-// source is a decoded image: float (f) or, on the 8-bit path, bytes (b).
-type source struct {
-	f *augment.Image
-	b *augment.Image8
-}
-
-// view writes a random view of src with the float or 8-bit path.
-func (e *engine) view(tf Transform, dst []float32, src source, rng *rand.Rand) error {
-	if src.b != nil {
-		return e.tf8.View8(dst, src.b, rng)
+// decode returns image i in the dataset's cheapest exact form.
+func (e *engine) decode(i int) (augment.Source, error) {
+	if e.src != nil {
+		return e.src.Source(i)
 	}
-	return tf.View(dst, src.f, rng)
-}
-
-// eval writes the evaluation view of src.
-func (e *engine) eval(tf Transform, dst []float32, src source) error {
-	if src.b != nil {
-		return e.tf8.Eval8(dst, src.b)
+	img, err := e.ds.Image(i)
+	if err != nil {
+		return nil, err // not a nil *Image in a non-nil Source
 	}
-	return tf.Eval(dst, src.f)
+	return img, nil
 }
 
 // done recycles src's buffer when the dataset handed out a pooled one.
-func (e *engine) done(src source) {
-	if src.b != nil && e.release8 {
-		ReleaseImage8(src.b)
+func (e *engine) done(src augment.Source) {
+	if img, ok := src.(*augment.Image8); ok && e.release8 {
+		ReleaseImage8(img)
 	}
 }
 
@@ -402,11 +381,9 @@ func newEngine(ds Dataset, tf Transform, workers, prefetch, rows int) (*engine, 
 		return nil, fmt.Errorf("data: loader: transform output size %d, want > 0", s)
 	}
 	e := &engine{ds: ds, workers: workers, prefetch: prefetch, viewLen: 3 * s * s, rows: rows}
-	if d8, ok := ds.(Dataset8); ok {
-		if t8, ok := tf.(Transform8); ok {
-			e.ds8, e.tf8 = d8, t8
-			_, e.release8 = ds.(interface{ pooled8() })
-		}
+	if sd, ok := ds.(SourceDataset); ok {
+		e.src = sd
+		_, e.release8 = ds.(interface{ pooled8() })
 	}
 	return e, nil
 }
@@ -499,7 +476,7 @@ func (l *PairLoader) EpochFrom(e, start int) iter.Seq2[*PairBatch, error] {
 			for v := range 2 {
 				w.pcg.Seed(seedHi, mix(uint64(i)<<1|uint64(v)))
 				row := v*j.n + r
-				if err := l.eng.view(l.tf, j.views[row*vl:(row+1)*vl], img, w.rng); err != nil {
+				if err := l.tf.View(j.views[row*vl:(row+1)*vl], img, w.rng); err != nil {
 					return fmt.Errorf("data: view %d of %s: %w", v+1, l.eng.ds.Name(used), err)
 				}
 			}
@@ -574,7 +551,7 @@ func (l *EvalLoader) All() iter.Seq2[*EvalBatch, error] {
 				return err
 			}
 			defer l.eng.done(img)
-			if err := l.eng.eval(l.tf, j.views[r*vl:(r+1)*vl], img); err != nil {
+			if err := l.tf.Eval(j.views[r*vl:(r+1)*vl], img); err != nil {
 				return fmt.Errorf("data: eval view of %s: %w", l.eng.ds.Name(used), err)
 			}
 			return nil

@@ -51,9 +51,13 @@ type fakeTF struct {
 }
 
 func (f fakeTF) Size() int { return f.size }
-func (f fakeTF) View(dst []float32, src *augment.Image, rng *rand.Rand) error {
+func (f fakeTF) View(dst []float32, s augment.Source, rng *rand.Rand) error {
 	if len(dst) != 3*f.size*f.size {
 		return fmt.Errorf("dst has %d values", len(dst))
+	}
+	src, ok := s.(*augment.Image)
+	if !ok {
+		return fmt.Errorf("fakeTF: source is a %T, want the *augment.Image of fakeDS", s)
 	}
 	if src.Pix[0] == f.failOn {
 		return errors.New("transform failed")
@@ -64,7 +68,11 @@ func (f fakeTF) View(dst []float32, src *augment.Image, rng *rand.Rand) error {
 	}
 	return nil
 }
-func (f fakeTF) Eval(dst []float32, src *augment.Image) error {
+func (f fakeTF) Eval(dst []float32, s augment.Source) error {
+	src, ok := s.(*augment.Image)
+	if !ok {
+		return fmt.Errorf("fakeTF: source is a %T, want the *augment.Image of fakeDS", s)
+	}
 	dst[0], dst[1] = src.Pix[0], -1
 	for k := 2; k < len(dst); k++ {
 		dst[k] = src.Pix[0] * float32(k)

@@ -16,7 +16,7 @@ type prioTF struct {
 	nice map[int]bool
 }
 
-func (p *prioTF) View(dst []float32, src *augment.Image, rng *rand.Rand) error {
+func (p *prioTF) View(dst []float32, src augment.Source, rng *rand.Rand) error {
 	// The raw syscall returns 20 - nice.
 	v, err := syscall.Getpriority(syscall.PRIO_PROCESS, syscall.Gettid())
 	if err == nil {

@@ -75,50 +75,16 @@ func (d *recordDataset) Close() error {
 	return nil
 }
 
+// Image is Source converted to float.
 func (d *recordDataset) Image(i int) (*augment.Image, error) {
-	if err := checkIndex(d.prefix, i, d.n); err != nil {
+	src, err := d.Source(i)
+	if err != nil {
 		return nil, err
 	}
-	img := augment.NewImage(d.w, d.h)
-	return img, d.imageInto(i, img.Pix)
-}
-
-// imageInto converts image i into pix (3*w*h floats, CHW).
-func (d *recordDataset) imageInto(i int, pix []float32) error {
-	rl := d.recLen()
-	var rec []byte
-	if d.file != nil {
-		rec = make([]byte, rl)
-		if _, err := d.file.ReadAt(rec, d.fileOff+int64(i)*int64(rl)); err != nil {
-			return fmt.Errorf("%s: %s: reading image %d: %w", d.prefix, d.file.Name(), i, err)
-		}
-	} else {
-		rec = d.pix[i*rl : (i+1)*rl]
-	}
-	w, h := d.w, d.h
-	switch d.layout {
-	case planarRowMajor:
-		for k, b := range rec {
-			pix[k] = byteLUT[b]
-		}
-	case planarColMajor:
-		for c := range 3 {
-			src := rec[c*w*h : (c+1)*w*h]
-			dst := pix[c*w*h : (c+1)*w*h]
-			for x := range w {
-				col := src[x*h : (x+1)*h]
-				for y, b := range col {
-					dst[y*w+x] = byteLUT[b]
-				}
-			}
-		}
-	case greyRowMajor:
-		for k, b := range rec {
-			v := byteLUT[b]
-			pix[k], pix[w*h+k], pix[2*w*h+k] = v, v, v
-		}
-	}
-	return nil
+	img8 := src.(*augment.Image8)
+	img := img8.ToImage()
+	ReleaseImage8(img8)
+	return img, nil
 }
 
 // readMaybeGzip reads a whole file, decompressing it when it starts with the
