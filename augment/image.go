@@ -22,9 +22,9 @@ func NewImage(w, h int) *Image { return &Image{W: w, H: h, Pix: make([]float32, 
 // Validate reports a nil, empty or inconsistent image.
 func (im *Image) Validate() error {
 	if im == nil {
-		return checkDims(0, 0, 0, true, "")
+		return errNilImage
 	}
-	return checkDims(im.W, im.H, len(im.Pix), false, "image")
+	return checkDims(im.W, im.H, len(im.Pix), "image")
 }
 
 const maxSide = 1 << 16

@@ -17,9 +17,9 @@ func NewImage8(w, h int) *Image8 { return &Image8{W: w, H: h, Pix: make([]uint8,
 // Validate reports a nil, empty or inconsistent image.
 func (im *Image8) Validate() error {
 	if im == nil {
-		return checkDims(0, 0, 0, true, "")
+		return errNilImage
 	}
-	return checkDims(im.W, im.H, len(im.Pix), false, "8-bit image")
+	return checkDims(im.W, im.H, len(im.Pix), "8-bit image")
 }
 
 // ToImage converts the image to a planar float Image in [0,1] (value/255).

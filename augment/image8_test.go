@@ -219,3 +219,28 @@ func BenchmarkResizedCrop500to224(b *testing.B) {
 		})
 	}
 }
+
+// TestNilSource: every entry point refuses a nil Source with an error.
+func TestNilSource(t *testing.T) {
+	cfg, _ := Preset("cifar")
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := make([]float32, 3*32*32)
+	rng := rand.New(rand.NewPCG(1, 1))
+	v := p.Sample(rng, 8, 8)
+	var out Image
+	for name, err := range map[string]error{
+		"View":        p.View(dst, nil, rng),
+		"Apply":       p.Apply(dst, nil, v),
+		"Eval":        p.Eval(dst, nil),
+		"ApplyImage":  p.ApplyImage(&out, nil, v),
+		"EvalImage":   p.EvalImage(&out, nil),
+		"ResizedCrop": ResizedCrop(&out, nil, v.Crop, 8),
+	} {
+		if err == nil {
+			t.Errorf("%s accepted a nil source", name)
+		}
+	}
+}

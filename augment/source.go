@@ -34,20 +34,20 @@ func (im *Image8) resample(dst []float32, ow, oh, left, top, cw, ch int, xw, yw 
 	return resample(dst, ow, oh, pixels[uint8]{im.Pix, im.W, im.H}, left, top, cw, ch, xw, yw, tmp)
 }
 
+var errNilImage = errors.New("augment: nil image")
+
 // validSource is src.Validate that also refuses a nil interface.
 func validSource(src Source) error {
 	if src == nil {
-		return errors.New("augment: nil image")
+		return errNilImage
 	}
 	return src.Validate()
 }
 
-// checkDims is the Validate of both image types; n is the length of Pix
-// and what names the sample type in the message.
-func checkDims(w, h, n int, isNil bool, what string) error {
+// checkDims is the Validate of both image types for a non-nil image: n is
+// the length of Pix and what names the image type in the message.
+func checkDims(w, h, n int, what string) error {
 	switch {
-	case isNil:
-		return errors.New("augment: nil image")
 	case w <= 0 || h <= 0:
 		return fmt.Errorf("augment: image has zero or negative size %dx%d", w, h)
 	case w > maxSide || h > maxSide:
