@@ -115,6 +115,21 @@ func TestImage8Errors(t *testing.T) {
 	if err := p.Apply(dst, NewImage8(8, 8), v); err == nil {
 		t.Error("Apply accepted a crop outside the image")
 	}
+	// A nil Source (no image at all) is refused by every entry point.
+	v = p.Sample(rng, 8, 8)
+	var out Image
+	for name, err := range map[string]error{
+		"View":        p.View(dst, nil, rng),
+		"Apply":       p.Apply(dst, nil, v),
+		"Eval":        p.Eval(dst, nil),
+		"ApplyImage":  p.ApplyImage(&out, nil, v),
+		"EvalImage":   p.EvalImage(&out, nil),
+		"ResizedCrop": ResizedCrop(&out, nil, v.Crop, 8),
+	} {
+		if err == nil {
+			t.Errorf("%s accepted a nil source", name)
+		}
+	}
 }
 
 // TestFromImage8MatchesFromImage: the 8-bit conversion of each exact type
@@ -217,30 +232,5 @@ func BenchmarkResizedCrop500to224(b *testing.B) {
 			}
 			clk.report(b, "ops")
 		})
-	}
-}
-
-// TestNilSource: every entry point refuses a nil Source with an error.
-func TestNilSource(t *testing.T) {
-	cfg, _ := Preset("cifar")
-	p, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst := make([]float32, 3*32*32)
-	rng := rand.New(rand.NewPCG(1, 1))
-	v := p.Sample(rng, 8, 8)
-	var out Image
-	for name, err := range map[string]error{
-		"View":        p.View(dst, nil, rng),
-		"Apply":       p.Apply(dst, nil, v),
-		"Eval":        p.Eval(dst, nil),
-		"ApplyImage":  p.ApplyImage(&out, nil, v),
-		"EvalImage":   p.EvalImage(&out, nil),
-		"ResizedCrop": ResizedCrop(&out, nil, v.Crop, 8),
-	} {
-		if err == nil {
-			t.Errorf("%s accepted a nil source", name)
-		}
 	}
 }
