@@ -118,6 +118,18 @@ func LatestCheckpoint(rundir string) (string, error) {
 	return paths[len(paths)-1], nil
 }
 
+// LatestCheckpointStep returns the step of the newest checkpoint of a run
+// directory, read from its file name (the file is not opened, so a
+// checkpoint being written or replaced meanwhile does no harm); ok is false
+// when the run has none yet.
+func LatestCheckpointStep(rundir string) (step int, ok bool, err error) {
+	_, steps, err := listCheckpoints(filepath.Join(rundir, "checkpoints"))
+	if err != nil || len(steps) == 0 {
+		return 0, false, err
+	}
+	return steps[len(steps)-1], true, nil
+}
+
 // pruneCheckpoints deletes all but the newest keep checkpoints in dir.
 func pruneCheckpoints(dir string, keep int) error {
 	paths, _, err := listCheckpoints(dir)

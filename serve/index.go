@@ -1,0 +1,287 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"sort"
+	"sync"
+
+	"github.com/simclr-go/simclr/data"
+	"github.com/simclr-go/simclr/engine"
+)
+
+// maxBatch bounds how many waiting queries one matrix product serves: the
+// score matrix is maxBatch x n floats (25 MB for 100k images).
+const maxBatch = 64
+
+// Index is one indexed image set: the dataset (read again only to serve
+// images) and its embeddings, L2-normalised and held once as an engine
+// tensor [n, dim], so that cosine similarity is a matrix product.
+//
+// Searches are answered by one goroutine that takes every query waiting at
+// that moment (up to maxBatch) and scores them with a single MatMul on the
+// engine's backend: the embeddings are read from memory once per batch, not
+// once per query, so concurrent searches cost little more than one.
+type Index struct {
+	Name string // the set's name in URLs
+	Spec string // its data spec
+	DS   data.Dataset
+	N    int
+	Dim  int
+
+	emb    *engine.Tensor // [N, Dim], rows of unit length (or zero)
+	labels []int          // -1 for unlabelled images
+	b      engine.Backend
+
+	mu      sync.Mutex
+	pending []*query
+	wake    chan struct{}
+	stop    chan struct{}
+	scores  []float32 // the worker's reused score buffer
+}
+
+// Neighbor is one search result.
+type Neighbor struct {
+	ID    int     `json:"id"`
+	Score float64 `json:"score"` // cosine similarity
+	Label *int    `json:"label"` // null when the set is unlabelled
+	Class string  `json:"class,omitempty"`
+	Name  string  `json:"name"`
+}
+
+type query struct {
+	vec     []float32 // unit length
+	k       int
+	exclude int // a row index left out of the results, or -1
+	out     []int
+	score   []float32
+	err     error
+	done    chan struct{}
+}
+
+// NewIndex takes ownership of feats (n rows of dim, in dataset order),
+// normalises them in place and starts the search goroutine (stopped by
+// Close). b does the matrix products.
+func NewIndex(name, spec string, ds data.Dataset, feats []float32, dim int, b engine.Backend) (*Index, error) {
+	n := ds.Len()
+	if dim < 1 || n < 1 || len(feats) != n*dim {
+		return nil, fmt.Errorf("index %s: %d values for %d images of %d-d embeddings", name, len(feats), n, dim)
+	}
+	for i := 0; i < n; i++ {
+		normalize(feats[i*dim : (i+1)*dim])
+	}
+	ix := &Index{Name: name, Spec: spec, DS: ds, N: n, Dim: dim,
+		emb: engine.FromData(feats, n, dim), labels: make([]int, n), b: b,
+		wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	for i := range ix.labels {
+		ix.labels[i] = -1
+		if ds.NumClasses() > 0 {
+			ix.labels[i] = ds.Label(i)
+		}
+	}
+	go ix.loop()
+	return ix, nil
+}
+
+// Close stops the search goroutine; later searches fail.
+func (ix *Index) Close() { close(ix.stop) }
+
+// Vector returns a copy of the normalised embedding of image i.
+func (ix *Index) Vector(i int) []float32 {
+	return append([]float32(nil), ix.emb.Data()[i*ix.Dim:(i+1)*ix.Dim]...)
+}
+
+// Embeddings returns the normalised embeddings, [N, Dim] row-major (shared;
+// do not modify).
+func (ix *Index) Embeddings() []float32 { return ix.emb.Data() }
+
+// Label returns the label of image i, -1 when unlabelled.
+func (ix *Index) Label(i int) int { return ix.labels[i] }
+
+// Labeled reports whether the set has class labels.
+func (ix *Index) Labeled() bool { return ix.DS.NumClasses() > 0 }
+
+// normalize scales v to unit length; a zero vector stays zero (its cosine
+// with anything is then 0).
+func normalize(v []float32) {
+	s := 0.0
+	for _, x := range v {
+		s += float64(x) * float64(x)
+	}
+	if s == 0 {
+		return
+	}
+	inv := float32(1 / math.Sqrt(s))
+	for i := range v {
+		v[i] *= inv
+	}
+}
+
+// Search returns the k rows most cosine-similar to vec (any length; it is
+// normalised here), best first, ties to the lower index, leaving out row
+// exclude (-1 for none).
+func (ix *Index) Search(ctx context.Context, vec []float32, k, exclude int) ([]Neighbor, error) {
+	if len(vec) != ix.Dim {
+		return nil, fmt.Errorf("query has %d dimensions, set %s has %d", len(vec), ix.Name, ix.Dim)
+	}
+	avail := ix.N
+	if exclude >= 0 {
+		avail--
+	}
+	if k < 1 || k > avail {
+		return nil, fmt.Errorf("k = %d: want 1 <= k <= %d", k, avail)
+	}
+	q := &query{vec: append([]float32(nil), vec...), k: k, exclude: exclude, done: make(chan struct{})}
+	normalize(q.vec)
+	ix.mu.Lock()
+	ix.pending = append(ix.pending, q)
+	ix.mu.Unlock()
+	select {
+	case ix.wake <- struct{}{}:
+	default: // the worker is already due to look
+	}
+	select {
+	case <-q.done:
+	case <-ctx.Done():
+		return nil, ctx.Err() // the worker still finishes q; nobody reads it
+	case <-ix.stop:
+		return nil, errors.New("index closed")
+	}
+	if q.err != nil {
+		return nil, q.err
+	}
+	res := make([]Neighbor, len(q.out))
+	names := ix.DS.ClassNames()
+	for r, id := range q.out {
+		nb := Neighbor{ID: id, Score: float64(q.score[r]), Name: ix.DS.Name(id)}
+		if l := ix.labels[id]; ix.Labeled() && l >= 0 {
+			nb.Label = &l
+			if l < len(names) {
+				nb.Class = names[l]
+			}
+		}
+		res[r] = nb
+	}
+	return res, nil
+}
+
+func (ix *Index) loop() {
+	for {
+		select {
+		case <-ix.stop:
+			return
+		case <-ix.wake:
+		}
+		for {
+			ix.mu.Lock()
+			m := min(len(ix.pending), maxBatch)
+			batch := append([]*query(nil), ix.pending[:m]...)
+			ix.pending = ix.pending[m:]
+			ix.mu.Unlock()
+			if m == 0 {
+				break
+			}
+			ix.score(batch)
+		}
+	}
+}
+
+// score answers a batch of queries: S = Q Eᵀ on the backend, then the top
+// k of each row of S.
+func (ix *Index) score(batch []*query) {
+	defer func() {
+		if p := recover(); p != nil { // a backend failure must not kill the server
+			for _, q := range batch {
+				if q.out == nil {
+					q.err = fmt.Errorf("search failed: %v", p)
+					close(q.done)
+				}
+			}
+		}
+	}()
+	m, n, d := len(batch), ix.N, ix.Dim
+	qd := make([]float32, m*d)
+	for i, q := range batch {
+		copy(qd[i*d:], q.vec)
+	}
+	if cap(ix.scores) < m*n {
+		ix.scores = make([]float32, m*n)
+	}
+	s := engine.FromData(ix.scores[:m*n], m, n)
+	ix.b.MatMul(s, engine.FromData(qd, m, d), ix.emb, false, true, 1, 0)
+	sd := s.Data()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for i, q := range batch {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			q.out, q.score = topK(sd[i*n:(i+1)*n], q.k, q.exclude)
+		}()
+	}
+	wg.Wait()
+	for _, q := range batch {
+		close(q.done)
+	}
+}
+
+// topK returns the indices of the k largest scores (ties to the lower
+// index), best first, and their scores, skipping index exclude. It keeps a
+// k-element min-heap: O(n log k).
+func topK(scores []float32, k, exclude int) ([]int, []float32) {
+	// worse reports whether entry a ranks below entry b.
+	worse := func(a, b int) bool {
+		if scores[a] != scores[b] {
+			return scores[a] < scores[b]
+		}
+		return a > b
+	}
+	h := make([]int, 0, k) // min-heap on rank: h[0] is the worst kept
+	down := func(i int) {
+		for {
+			l, w := 2*i+1, i
+			if l < len(h) && worse(h[l], h[w]) {
+				w = l
+			}
+			if r := l + 1; r < len(h) && worse(h[r], h[w]) {
+				w = r
+			}
+			if w == i {
+				return
+			}
+			h[i], h[w] = h[w], h[i]
+			i = w
+		}
+	}
+	for i, v := range scores {
+		if i == exclude || v != v { // NaN never ranks
+			continue
+		}
+		if len(h) < k {
+			h = append(h, i)
+			for j := len(h) - 1; j > 0; {
+				p := (j - 1) / 2
+				if !worse(h[j], h[p]) {
+					break
+				}
+				h[j], h[p] = h[p], h[j]
+				j = p
+			}
+			continue
+		}
+		if worse(h[0], i) {
+			h[0] = i
+			down(0)
+		}
+	}
+	sort.Slice(h, func(a, b int) bool { return worse(h[b], h[a]) })
+	sc := make([]float32, len(h))
+	for i, j := range h {
+		sc[i] = scores[j]
+	}
+	return h, sc
+}
