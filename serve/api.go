@@ -133,14 +133,14 @@ func floatParam(w http.ResponseWriter, r *http.Request, name string, def, lo, hi
 
 // searchResult is the answer of /api/search.
 type searchResult struct {
-	Set       string     `json:"set"`
-	Query     *int       `json:"query,omitempty"` // the query's id when given by id
+	Set   string `json:"set"`
+	Query *int   `json:"query,omitempty"` // the query's id when given by id
 	// QueryLabel and QueryClass are the query's label and class name, for
 	// a labelled query given by id.
-	QueryLabel *int   `json:"query_label,omitempty"`
-	QueryClass string `json:"query_class,omitempty"`
-	K         int        `json:"k"`
-	Neighbors []Neighbor `json:"neighbors"`
+	QueryLabel *int       `json:"query_label,omitempty"`
+	QueryClass string     `json:"query_class,omitempty"`
+	K          int        `json:"k"`
+	Neighbors  []Neighbor `json:"neighbors"`
 	// PrecisionAtK is the share of neighbours with the query's label, for
 	// a labelled query from a labelled set.
 	PrecisionAtK *float64 `json:"precision_at_k,omitempty"`

@@ -237,8 +237,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(append(b, '\n'))
 }
 
-func get(h http.HandlerFunc) http.HandlerFunc   { return method(http.MethodGet, h) }
-func post(h http.HandlerFunc) http.HandlerFunc  { return method(http.MethodPost, h) }
+func get(h http.HandlerFunc) http.HandlerFunc  { return method(http.MethodGet, h) }
+func post(h http.HandlerFunc) http.HandlerFunc { return method(http.MethodPost, h) }
 func method(m string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != m && !(m == http.MethodGet && r.Method == http.MethodHead) {
