@@ -151,7 +151,15 @@ func TestTopKTiesAndExclusion(t *testing.T) {
 		}
 		sort.SliceStable(want, func(a, b int) bool { return s[want[a]] > s[want[b]] })
 		want = want[:min(k, len(want))]
-		got, _ := topK(s, k, ex)
+		stride := 1 + trial%3 // the scores of one query among stride
+		strided := make([]float32, n*stride)
+		for i := range strided {
+			strided[i] = 100 // other queries' scores must not leak in
+		}
+		for i, v := range s {
+			strided[i*stride] = v
+		}
+		got, _ := topK(strided, n, stride, k, ex)
 		if !slices.Equal(got, want) {
 			t.Fatalf("trial %d: topK(%v, %d, %d) = %v, want %v", trial, s, k, ex, got, want)
 		}

@@ -32,5 +32,31 @@
   for (const id of ["jitter", "blur", "crop"]) { $(id).addEventListener("input", sync); $(id).addEventListener("change", render); }
   $("again").addEventListener("click", () => { seed++; render(); });
   setupDrop($("drop"), $("file"), (f) => { file = f; render(); });
+
+  // Or start from an indexed image: the "Random image" button, or a link
+  // /augment?set=NAME&id=I (&preset=P).
+  async function fromSet(set, id) {
+    try {
+      const r = await fetch(imageURL(set, id));
+      if (!r.ok) throw new Error((await r.json()).error);
+      file = await r.blob();
+      render();
+    } catch (e) { showError(e.message); }
+  }
+  $("random").addEventListener("click", async () => {
+    try {
+      const j = await api("/api/sets");
+      if (!j.sets.length) throw new Error("no indexed set (start the server with --data SPEC)");
+      const s = j.sets[Math.floor(Math.random() * j.sets.length)];
+      fromSet(s.name, Math.floor(Math.random() * s.n));
+    } catch (e) { showError(e.message); }
+  });
+  const params = new URLSearchParams(location.search);
+  if (params.get("preset") && defaults[params.get("preset")]) {
+    $("preset").value = params.get("preset");
+    const d = defaults[params.get("preset")];
+    $("jitter").value = d[0]; $("blur").value = d[1];
+  }
   sync();
+  if (params.get("set") && params.get("id") !== null) fromSet(params.get("set"), params.get("id"));
 })();

@@ -57,9 +57,14 @@
     } catch (e) { showError(e.message); }
   }
 
+  // A link /search?set=NAME&id=I&k=K opens with that query.
+  const params = new URLSearchParams(location.search);
   api("/api/sets").then((j) => {
     for (const s of j.sets) sets[s.name] = s;
+    if (sets[params.get("set")]) setSel.value = params.get("set");
+    if (params.get("k")) document.getElementById("k").value = params.get("k");
     showQueries();
+    if (params.get("id") !== null) searchID(parseInt(params.get("id"), 10));
     document.body.dataset.ready = "1";
   }).catch((e) => showError(e.message));
   setSel.addEventListener("change", showQueries);
