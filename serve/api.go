@@ -40,38 +40,57 @@ func (s *Server) apiSets(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"layer": s.cfg.Embedder.Layer, "sets": s.setInfos()})
 }
 
+// maxUploads bounds the uploads read, decoded and used at once: a
+// compressed image within the byte cap can decode to the loader's pixel
+// limit (2^26 pixels, 768 MiB as float32 RGB), so memory is bounded by
+// this many such images, whatever the number of clients.
+const maxUploads = 2
+
 // readImage reads and decodes a request body with the loader's decoder and
-// pixel limit. It writes the error answer itself and returns nil then:
+// pixel limit, holding one of the maxUploads slots until the caller calls
+// release. It writes the error answer itself and returns nil then:
 // 413 over the byte cap, 400 for an empty body, a non-image, a corrupt
 // image or one over the pixel limit.
-func (s *Server) readImage(w http.ResponseWriter, r *http.Request) *augment.Image {
+func (s *Server) readImage(w http.ResponseWriter, r *http.Request) (img *augment.Image, release func()) {
+	select {
+	case s.uploads <- struct{}{}:
+	case <-r.Context().Done():
+		jsonError(w, http.StatusServiceUnavailable, "gave up waiting for an upload slot: %v", r.Context().Err())
+		return nil, nil
+	}
+	free := func() { <-s.uploads }
+	defer func() {
+		if img == nil {
+			free()
+		}
+	}()
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			jsonError(w, http.StatusRequestEntityTooLarge, "request body over the upload limit of %d bytes (server flag --max-upload-mb)", mbe.Limit)
-			return nil
+			return nil, nil
 		}
 		jsonError(w, http.StatusBadRequest, "reading the request body: %v", err)
-		return nil
+		return nil, nil
 	}
 	if len(b) == 0 {
 		jsonError(w, http.StatusBadRequest, "empty request body: send a JPEG or PNG image as the body")
-		return nil
+		return nil, nil
 	}
-	img, err := data.DecodeImage(b)
-	if err != nil {
+	if img, err = data.DecodeImage(b); err != nil {
 		jsonError(w, http.StatusBadRequest, "request body is not a usable JPEG or PNG image: %v", err)
-		return nil
+		return nil, nil
 	}
-	return img
+	return img, free
 }
 
 func (s *Server) apiEmbed(w http.ResponseWriter, r *http.Request) {
-	img := s.readImage(w, r)
+	img, release := s.readImage(w, r)
 	if img == nil {
 		return
 	}
+	defer release()
 	v, err := s.cfg.Embedder.Image(img)
 	if err != nil {
 		jsonError(w, http.StatusBadRequest, "embedding the image: %v", err)
@@ -177,12 +196,14 @@ func (s *Server) apiSearch(w http.ResponseWriter, r *http.Request) {
 		}
 		vec, exclude, res.Query = ix.Vector(id), id, &id
 	} else {
-		img := s.readImage(w, r)
+		img, release := s.readImage(w, r)
 		if img == nil {
 			return
 		}
 		var err error
-		if vec, err = s.cfg.Embedder.Image(img); err != nil {
+		vec, err = s.cfg.Embedder.Image(img)
+		release()
+		if err != nil {
 			jsonError(w, http.StatusBadRequest, "embedding the image: %v", err)
 			return
 		}

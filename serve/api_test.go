@@ -287,6 +287,10 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("%s %s: status %d body %.200s; want %d with an error containing %q", c.method, c.path, code, b, c.code, c.msg)
 		}
 	}
+	// The failed uploads gave their slots back: a good one still works.
+	if code, b := do(t, "POST", e.ts.URL+"/api/embed", img); code != 200 {
+		t.Errorf("upload after the bad ones: %d %s", code, b)
+	}
 	// Unknown pages are 404 too (as HTML).
 	if code, _ := do(t, "GET", e.ts.URL+"/etc/passwd", nil); code != 404 {
 		t.Errorf("GET /etc/passwd: status %d, want 404", code)

@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/simclr-go/simclr/augment"
-	"github.com/simclr-go/simclr/engine"
 	"github.com/simclr-go/simclr/train"
 )
 
@@ -57,7 +55,7 @@ func bigServer(b *testing.B) (*Index, string) {
 			bigErr = err
 			return
 		}
-		emb, err := resnet18Embedder(be, 1) // h is 512-d at full width
+		emb, err := newTestEmbedder(be, 1, 32) // h is 512-d at full width
 		if err != nil {
 			bigErr = err
 			return
@@ -72,26 +70,6 @@ func bigServer(b *testing.B) (*Index, string) {
 		b.Fatal(bigErr)
 	}
 	return bigIx, bigURL
-}
-
-// resnet18Embedder is a random-init ResNet-18 of the given width (CIFAR
-// stem, 32 px).
-func resnet18Embedder(be engine.Backend, width float64) (*Embedder, error) {
-	cfg := train.DefaultConfig()
-	cfg.Width, cfg.ImageSize = width, 32
-	acfg, err := cfg.Resolve()
-	if err != nil {
-		return nil, err
-	}
-	m, err := train.NewModel(cfg)
-	if err != nil {
-		return nil, err
-	}
-	pipe, err := augment.New(acfg)
-	if err != nil {
-		return nil, err
-	}
-	return NewEmbedder(engine.NewTape(be), m.Encoder, pipe, "h"), nil
 }
 
 func rssMiB() (rss, peak float64) {
@@ -188,7 +166,7 @@ func BenchmarkEmbedUpload(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	emb, err := resnet18Embedder(be, 0.25)
+	emb, err := newTestEmbedder(be, 0.25, 32)
 	if err != nil {
 		b.Fatal(err)
 	}

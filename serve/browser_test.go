@@ -75,7 +75,8 @@ func browserRun(t *testing.T) string {
 func TestBrowser(t *testing.T) {
 	e := testEnv(t)
 	ctx := browser(t)
-	srv, err := New(Config{RunDir: browserRun(t), Source: "test encoder", Sets: []*Index{e.ix}, Embedder: e.emb, Loopback: true, MaxUpload: testUpload})
+	rundir := browserRun(t)
+	srv, err := New(Config{RunDir: rundir, Source: "test encoder", Sets: []*Index{e.ix}, Embedder: e.emb, Loopback: true, MaxUpload: testUpload})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,5 +137,20 @@ func TestBrowser(t *testing.T) {
 		if drawn[id] < 50 {
 			t.Errorf("run page: %s has %d pixels of its curve's colour, want a drawn curve", id, drawn[id])
 		}
+	}
+
+	// Live: records appended to the run (as a pretrain does) reach the page.
+	f, err := os.OpenFile(filepath.Join(rundir, "metrics.jsonl"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for s := 31; s <= 40; s++ {
+		f.WriteString(stepLine(s))
+	}
+	f.Close()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById("status").textContent.includes("43 metrics records")`,
+		chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		status, _ := chromedp.Run(ctx, chromedp.Text(`#status`))
+		t.Fatalf("run page did not pick up the new records: %v (status %q)", err, status)
 	}
 }

@@ -48,7 +48,7 @@ func TestEmbeddingCache(t *testing.T) {
 	}
 
 	// Other weights (one parameter changed): stale.
-	other, err := newTestEmbedder(engine.Reference())
+	other, err := newTestEmbedder(engine.Reference(), 0.125, testSide)
 	if err != nil {
 		t.Fatal(err)
 	}

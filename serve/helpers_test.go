@@ -74,11 +74,11 @@ func writePNGs(dir string, classes []string, per, side int, seed uint64) error {
 	return nil
 }
 
-// newTestEmbedder is a random-init ResNet-18 width 1/8 on the Reference
-// backend (deterministic, always present).
-func newTestEmbedder(b engine.Backend) (*Embedder, error) {
+// newTestEmbedder is a random-init ResNet-18 of the given width (CIFAR
+// stem) for side x side images, on backend b.
+func newTestEmbedder(b engine.Backend, width float64, side int) (*Embedder, error) {
 	cfg := train.DefaultConfig()
-	cfg.Width, cfg.ImageSize = 0.125, testSide
+	cfg.Width, cfg.ImageSize = width, side
 	acfg, err := cfg.Resolve()
 	if err != nil {
 		return nil, err
@@ -119,7 +119,8 @@ func buildEnv() (*env, error) {
 	if e.ds, err = data.Open(e.spec); err != nil {
 		return nil, err
 	}
-	if e.emb, err = newTestEmbedder(e.backend); err != nil {
+	// ResNet-18 width 1/8 on the Reference backend (deterministic, always present).
+	if e.emb, err = newTestEmbedder(e.backend, 0.125, testSide); err != nil {
 		return nil, err
 	}
 	if e.raw, err = e.emb.Set(e.ds, 8, 2, nil); err != nil {

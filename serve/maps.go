@@ -149,10 +149,11 @@ func (s *Server) apiAugment(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusBadRequest, "augmentation settings: %v", err)
 		return
 	}
-	src := s.readImage(w, r)
+	src, release := s.readImage(w, r)
 	if src == nil {
 		return
 	}
+	defer release()
 	out := struct {
 		Preset   string   `json:"preset"`
 		Size     int      `json:"size"`

@@ -49,6 +49,8 @@ type Server struct {
 
 	mapMu sync.Mutex
 	maps  map[string]*mapEntry
+
+	uploads chan struct{} // slots of readImage
 }
 
 // DefaultMaxUpload is the default cap on an uploaded image, in bytes.
@@ -65,7 +67,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = log.New(io.Discard, "", 0)
 	}
-	s := &Server{cfg: cfg, sets: map[string]*Index{}, mux: http.NewServeMux(), maps: map[string]*mapEntry{}}
+	s := &Server{cfg: cfg, sets: map[string]*Index{}, mux: http.NewServeMux(), maps: map[string]*mapEntry{},
+		uploads: make(chan struct{}, maxUploads)}
 	for _, ix := range cfg.Sets {
 		if _, dup := s.sets[ix.Name]; dup {
 			return nil, fmt.Errorf("serve: two sets are named %q; name them with --data NAME=SPEC", ix.Name)
