@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
+	"image"
+	"image/jpeg"
 	"image/png"
 	"math"
 	"math/rand/v2"
@@ -227,6 +229,7 @@ func TestImages(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	e := testEnv(t)
 	bomb := pngBomb(100000, 100000)
+	jbomb := jpegBomb(t, 60000, 60000)
 	huge := bytes.Repeat([]byte{0xFF}, testUpload+1)
 	img := encodePNG(t, e.ds, 0)
 	cases := []struct {
@@ -253,6 +256,8 @@ func TestBadInput(t *testing.T) {
 		{"POST", "/api/search?set=pics", huge, 413, "upload limit"},
 		{"POST", "/api/embed", bomb, 400, "over the limit"},
 		{"POST", "/api/search?set=pics&k=3", bomb, 400, "over the limit"},
+		{"POST", "/api/embed", jbomb, 400, "over the limit"},
+		{"POST", "/api/augment", jbomb, 400, "over the limit"},
 		{"POST", "/api/embed", []byte("GIF89a? not really"), 400, "not a usable"},
 		{"POST", "/api/embed", []byte("hello, world"), 400, "not a usable"},
 		{"POST", "/api/embed", img[:len(img)/2], 400, "not a usable"},
@@ -319,6 +324,23 @@ func pngBomb(w, h uint32) []byte {
 	chunk("IDAT", []byte{0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01})
 	chunk("IEND", nil)
 	return b.Bytes()
+}
+
+// jpegBomb is a small valid JPEG whose frame header (SOF0) is patched to
+// claim w x h pixels.
+func jpegBomb(t *testing.T, w, h uint16) []byte {
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, image.NewRGBA(image.Rect(0, 0, 8, 8)), nil); err != nil {
+		t.Fatal(err)
+	}
+	b := buf.Bytes()
+	i := bytes.Index(b, []byte{0xFF, 0xC0})
+	if i < 0 {
+		t.Fatal("no SOF0 marker")
+	}
+	binary.BigEndian.PutUint16(b[i+5:], h)
+	binary.BigEndian.PutUint16(b[i+7:], w)
+	return b
 }
 
 func TestTokenAndHost(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/simclr-go/simclr/data"
 	"github.com/simclr-go/simclr/eval"
+	"github.com/simclr-go/simclr/internal/atomicfile"
 )
 
 // CacheDir is the folder of a run directory that holds serve's embedding
@@ -210,7 +211,7 @@ func SaveCache(rundir, set, layer string, key CacheKey, feats []float32, cols in
 
 // writeAtomic writes path through a synced temporary file and a rename.
 func writeAtomic(path string, fill func(io.Writer) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	f, err := atomicfile.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("embedding cache: %w", err)
 	}
