@@ -52,10 +52,7 @@ const maxUploads = 2
 // 413 over the byte cap, 400 for an empty body, a non-image, a corrupt
 // image or one over the pixel limit.
 func (s *Server) readImage(w http.ResponseWriter, r *http.Request) (img *augment.Image, release func()) {
-	select {
-	case s.uploads <- struct{}{}:
-	case <-r.Context().Done():
-		jsonError(w, http.StatusServiceUnavailable, "gave up waiting for an upload slot: %v", r.Context().Err())
+	if !acquire(w, r, s.uploads) {
 		return nil, nil
 	}
 	free := func() { <-s.uploads }
@@ -262,6 +259,11 @@ func (s *Server) apiImage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// Decoding and scaling a large photo takes memory and time: a few at once.
+	if !acquire(w, r, s.work) {
+		return
+	}
+	defer func() { <-s.work }()
 	img, err := ix.DS.Image(id)
 	if err != nil {
 		// The file changed or vanished since indexing: the server's data,

@@ -456,6 +456,20 @@ func TestMapAndAugment(t *testing.T) {
 			t.Fatalf("map point %v: label of image %d is %d", p, id, e.ds.Label(id))
 		}
 	}
+	// Each (set, method, points) is a new projection; only maxMaps are kept.
+	for p := 2; p < 2+maxMaps+4; p++ {
+		var r mapResult
+		getJSON(t, "GET", fmt.Sprintf("%s/api/map?set=pics&points=%d", e.ts.URL, p), nil, &r)
+		if len(r.Points) != p {
+			t.Fatalf("points=%d: %d points", p, len(r.Points))
+		}
+	}
+	e.srv.mapMu.Lock()
+	kept := len(e.srv.maps)
+	e.srv.mapMu.Unlock()
+	if kept != maxMaps {
+		t.Fatalf("%d projections kept, want at most %d", kept, maxMaps)
+	}
 	var ts mapResult
 	getJSON(t, "GET", e.ts.URL+"/api/map?set=pics&method=tsne&points=30", nil, &ts)
 	if len(ts.Points) != 30 || ts.Method != "tsne" {

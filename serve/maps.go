@@ -17,6 +17,10 @@ const (
 	maxTSNEPoints = 1000
 )
 
+// maxMaps bounds the projections kept: each request names its own
+// (set, method, points), so without a bound a client could fill memory.
+const maxMaps = 16
+
 // mapEntry is one computed projection, shared by every request for it;
 // once makes concurrent first requests compute it once.
 type mapEntry struct {
@@ -59,11 +63,20 @@ func (s *Server) apiMap(w http.ResponseWriter, r *http.Request) {
 	s.mapMu.Lock()
 	e := s.maps[key]
 	if e == nil {
+		if len(s.mapKeys) >= maxMaps { // forget the oldest
+			delete(s.maps, s.mapKeys[0])
+			s.mapKeys = s.mapKeys[1:]
+		}
 		e = &mapEntry{}
 		s.maps[key] = e
+		s.mapKeys = append(s.mapKeys, key)
 	}
 	s.mapMu.Unlock()
+	if !acquire(w, r, s.work) {
+		return
+	}
 	e.once.Do(func() { e.res, e.err = project(ix, method, points) })
+	<-s.work
 	if e.err != nil {
 		jsonError(w, http.StatusUnprocessableEntity, "map of %s: %v", ix.Name, e.err)
 		return

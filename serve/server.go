@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"path"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -47,10 +48,12 @@ type Server struct {
 	mux   *http.ServeMux
 	token [32]byte
 
-	mapMu sync.Mutex
-	maps  map[string]*mapEntry
+	mapMu   sync.Mutex
+	maps    map[string]*mapEntry
+	mapKeys []string // in the order computed, oldest first
 
 	uploads chan struct{} // slots of readImage
+	work    chan struct{} // slots for decoding set images and projecting maps
 }
 
 // DefaultMaxUpload is the default cap on an uploaded image, in bytes.
@@ -68,7 +71,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Log = log.New(io.Discard, "", 0)
 	}
 	s := &Server{cfg: cfg, sets: map[string]*Index{}, mux: http.NewServeMux(), maps: map[string]*mapEntry{},
-		uploads: make(chan struct{}, maxUploads)}
+		uploads: make(chan struct{}, maxUploads), work: make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))}
 	for _, ix := range cfg.Sets {
 		if _, dup := s.sets[ix.Name]; dup {
 			return nil, fmt.Errorf("serve: two sets are named %q; name them with --data NAME=SPEC", ix.Name)
@@ -132,6 +135,18 @@ func (s *Server) Handler() http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxUpload)
 		s.mux.ServeHTTP(w, r)
 	})
+}
+
+// acquire takes a slot of ch for the request, or answers 503 when the
+// client gives up first.
+func acquire(w http.ResponseWriter, r *http.Request, ch chan struct{}) bool {
+	select {
+	case ch <- struct{}{}:
+		return true
+	case <-r.Context().Done():
+		jsonError(w, http.StatusServiceUnavailable, "gave up waiting for the server: %v", r.Context().Err())
+		return false
+	}
 }
 
 // cleanPath is false for paths with dot segments, doubled slashes and the
