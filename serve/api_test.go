@@ -135,35 +135,44 @@ func TestIndexExactOrder(t *testing.T) {
 	_ = e
 }
 
+// TestTopKTiesAndExclusion: the one-sweep top-k of every column of an
+// n x m score matrix (many ties, NaNs, an excluded row) against sorting.
 func TestTopKTiesAndExclusion(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for trial := range 200 {
-		n := 1 + rng.IntN(60)
-		s := make([]float32, n)
+		n, m := 1+rng.IntN(60), 1+rng.IntN(5)
+		s := make([]float32, n*m)
 		for i := range s {
 			s[i] = float32(rng.IntN(5)) // many ties
-		}
-		ex := rng.IntN(n+1) - 1
-		k := 1 + rng.IntN(n)
-		var want []int
-		for i := range n {
-			if i != ex {
-				want = append(want, i)
+			if rng.IntN(20) == 0 {
+				s[i] = float32(math.NaN())
 			}
 		}
-		sort.SliceStable(want, func(a, b int) bool { return s[want[a]] > s[want[b]] })
-		want = want[:min(k, len(want))]
-		stride := 1 + trial%3 // the scores of one query among stride
-		strided := make([]float32, n*stride)
-		for i := range strided {
-			strided[i] = 100 // other queries' scores must not leak in
+		heaps := make([]*topHeap, m)
+		ks, exs := make([]int, m), make([]int, m)
+		for j := range m {
+			ks[j], exs[j] = 1+rng.IntN(n), rng.IntN(n+1)-1
+			heaps[j] = newTopHeap(ks[j], exs[j])
 		}
-		for i, v := range s {
-			strided[i*stride] = v
-		}
-		got, _ := topK(strided, n, stride, k, ex)
-		if !slices.Equal(got, want) {
-			t.Fatalf("trial %d: topK(%v, %d, %d) = %v, want %v", trial, s, k, ex, got, want)
+		sweep(s, n, m, heaps)
+		for j := range m {
+			var want []int
+			for i := range n {
+				if v := s[i*m+j]; i != exs[j] && v == v {
+					want = append(want, i)
+				}
+			}
+			sort.SliceStable(want, func(a, b int) bool { return s[want[a]*m+j] > s[want[b]*m+j] })
+			want = want[:min(ks[j], len(want))]
+			got, sc := heaps[j].sorted()
+			if !slices.Equal(got, want) {
+				t.Fatalf("trial %d column %d (k %d, exclude %d): got %v, want %v", trial, j, ks[j], exs[j], got, want)
+			}
+			for r, i := range got {
+				if sc[r] != s[i*m+j] {
+					t.Fatalf("trial %d: score of %d is %v, want %v", trial, i, sc[r], s[i*m+j])
+				}
+			}
 		}
 	}
 }

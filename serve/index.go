@@ -214,77 +214,112 @@ func (ix *Index) score(batch []*query) {
 	s := engine.FromData(ix.scores[:m*n], n, m)
 	ix.b.MatMul(s, ix.emb, engine.FromData(qd, m, d), false, true, 1, 0)
 	sd := s.Data()
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	for i, q := range batch {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			q.out, q.score = topK(sd[i:], n, m, q.k, q.exclude)
-		}()
+	// Top k of every column in one sweep over the rows: each goroutine
+	// keeps the heaps of every P-th query, so the score matrix is read P
+	// times in all, not once per query.
+	heaps := make([]*topHeap, m)
+	for j, q := range batch {
+		heaps[j] = newTopHeap(q.k, q.exclude)
 	}
-	wg.Wait()
-	for _, q := range batch {
+	sweep(sd, n, m, heaps)
+	for j, q := range batch {
+		q.out, q.score = heaps[j].sorted()
 		close(q.done)
 	}
 }
 
-// topK returns the indices of the k largest of the n scores
-// s[0], s[stride], s[2*stride], ... (ties to the lower index), best first,
-// and their scores, skipping index exclude. It keeps a k-element min-heap:
-// O(n log k).
-func topK(s []float32, n, stride, k, exclude int) ([]int, []float32) {
-	at := func(i int) float32 { return s[i*stride] }
-	// worse reports whether entry a ranks below entry b.
-	worse := func(a, b int) bool {
-		if at(a) != at(b) {
-			return at(a) < at(b)
-		}
-		return a > b
+// sweep offers s[i*m+j] for every row i to heaps[j], splitting the
+// columns among GOMAXPROCS goroutines.
+func sweep(s []float32, n, m int, heaps []*topHeap) {
+	p := min(m, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for g := range p {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range n {
+				row := s[i*m : (i+1)*m]
+				for j := g; j < m; j += p {
+					heaps[j].offer(i, row[j])
+				}
+			}
+		}()
 	}
-	h := make([]int, 0, k) // min-heap on rank: h[0] is the worst kept
-	down := func(i int) {
-		for {
-			l, w := 2*i+1, i
-			if l < len(h) && worse(h[l], h[w]) {
+	wg.Wait()
+}
+
+// topHeap keeps the k best (score, index) pairs offered, ranked by score
+// and then by the lower index, as a min-heap whose root is the worst kept.
+// Indices must be offered in increasing order (then an equal score never
+// displaces a kept one). NaN scores and index exclude never rank.
+type topHeap struct {
+	k, exclude int
+	id         []int
+	sc         []float32
+}
+
+func newTopHeap(k, exclude int) *topHeap {
+	return &topHeap{k: k, exclude: exclude, id: make([]int, 0, k), sc: make([]float32, 0, k)}
+}
+
+// worse reports whether entry a ranks below entry b.
+func (h *topHeap) worse(a, b int) bool {
+	if h.sc[a] != h.sc[b] {
+		return h.sc[a] < h.sc[b]
+	}
+	return h.id[a] > h.id[b]
+}
+
+func (h *topHeap) swap(a, b int) {
+	h.id[a], h.id[b] = h.id[b], h.id[a]
+	h.sc[a], h.sc[b] = h.sc[b], h.sc[a]
+}
+
+func (h *topHeap) offer(i int, v float32) {
+	if len(h.id) == h.k {
+		if !(v > h.sc[0]) || i == h.exclude { // the fast path: not better than the worst kept (or NaN)
+			return
+		}
+		h.id[0], h.sc[0] = i, v
+		for j := 0; ; { // sift down
+			l, w := 2*j+1, j
+			if l < h.k && h.worse(l, w) {
 				w = l
 			}
-			if r := l + 1; r < len(h) && worse(h[r], h[w]) {
+			if r := l + 1; r < h.k && h.worse(r, w) {
 				w = r
 			}
-			if w == i {
+			if w == j {
 				return
 			}
-			h[i], h[w] = h[w], h[i]
-			i = w
+			h.swap(j, w)
+			j = w
 		}
 	}
-	for i := range n {
-		if v := at(i); i == exclude || v != v { // NaN never ranks
-			continue
-		}
-		if len(h) < k {
-			h = append(h, i)
-			for j := len(h) - 1; j > 0; {
-				p := (j - 1) / 2
-				if !worse(h[j], h[p]) {
-					break
-				}
-				h[j], h[p] = h[p], h[j]
-				j = p
-			}
-			continue
-		}
-		if worse(h[0], i) {
-			h[0] = i
-			down(0)
-		}
+	if i == h.exclude || v != v {
+		return
 	}
-	sort.Slice(h, func(a, b int) bool { return worse(h[b], h[a]) })
-	sc := make([]float32, len(h))
-	for i, j := range h {
-		sc[i] = at(j)
+	h.id, h.sc = append(h.id, i), append(h.sc, v)
+	for j := len(h.id) - 1; j > 0; { // sift up
+		p := (j - 1) / 2
+		if !h.worse(j, p) {
+			break
+		}
+		h.swap(j, p)
+		j = p
 	}
-	return h, sc
+}
+
+// sorted returns the kept indices best first and their scores.
+func (h *topHeap) sorted() ([]int, []float32) {
+	idx := make([]int, len(h.id))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool { return h.worse(idx[b], idx[a]) })
+	ids, sc := make([]int, len(idx)), make([]float32, len(idx))
+	for r, i := range idx {
+		ids[r], sc[r] = h.id[i], h.sc[i]
+	}
+	return ids, sc
 }
