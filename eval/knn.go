@@ -8,8 +8,6 @@ import (
 
 	"github.com/simclr-go/simclr/engine"
 	"github.com/simclr-go/simclr/internal/par"
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
 )
 
 // Blocks bound the similarity buffer to knnTestBlock×knnTrainBlock floats
@@ -75,7 +73,7 @@ func KNNWith(b engine.Backend, trainFeats []float32, trainLabels []int, testFeat
 		for r0 := 0; r0 < nTrain; r0 += trainBlock {
 			rb := min(trainBlock, nTrain-r0)
 			s := sims[:tb*rb]
-			knnSimilarities(b, s, te[t0*dim:(t0+tb)*dim], tr[r0*dim:(r0+rb)*dim], tb, rb, dim)
+			Products(b, s, te[t0*dim:(t0+tb)*dim], tr[r0*dim:(r0+rb)*dim], tb, rb, dim)
 			parallelRows(tb, workers, func(_, i int) {
 				h := &heaps[i]
 				row := s[i*rb : (i+1)*rb]
@@ -158,19 +156,6 @@ func knnNormalize(x []float32, dim int) []float32 {
 		}
 	}
 	return out
-}
-
-// knnSimilarities writes s[tb, rb] = te[tb, dim] · tr[rb, dim]ᵀ.
-func knnSimilarities(b engine.Backend, s, te, tr []float32, tb, rb, dim int) {
-	if b != nil {
-		c := engine.FromData(s, tb, rb)
-		b.MatMul(c, engine.FromData(te, tb, dim), engine.FromData(tr, rb, dim), false, true, 1, 0)
-		return
-	}
-	blas32.Gemm(blas.NoTrans, blas.Trans, 1,
-		blas32.General{Rows: tb, Cols: dim, Stride: dim, Data: te},
-		blas32.General{Rows: rb, Cols: dim, Stride: dim, Data: tr},
-		0, blas32.General{Rows: tb, Cols: rb, Stride: rb, Data: s})
 }
 
 // parallelRows calls f(worker, i) for i in [0, n) on up to workers

@@ -44,7 +44,7 @@ func ParseSetArg(arg string) (name, spec string, err error) {
 
 // BuildOptions say how BuildIndex embeds a set.
 type BuildOptions struct {
-	RunDir   string
+	RunDir   string // where the cache lives; "" caches nothing
 	Batch    int // images per forward pass
 	Workers  int // decoding goroutines (0 = all cores)
 	Progress io.Writer
@@ -66,7 +66,10 @@ func BuildIndex(name, spec string, ds data.Dataset, emb *Embedder, b engine.Back
 		return nil, fmt.Errorf("--data %s: %w", spec, err)
 	}
 	key := CacheKey{Format: cacheFormat, Weights: emb.WeightsHash(), Spec: spec, Len: ds.Len(), Data: dh}
-	feats, why := LoadCache(o.RunDir, name, emb.Layer, key)
+	feats, why := []float32(nil), "no run directory to cache in"
+	if o.RunDir != "" {
+		feats, why = LoadCache(o.RunDir, name, emb.Layer, key)
+	}
 	if feats != nil {
 		fmt.Fprintf(log, "set %s: %d embeddings from the cache in %s\n", name, ds.Len(), filepath.Join(o.RunDir, CacheDir))
 	} else {
@@ -82,8 +85,10 @@ func BuildIndex(name, spec string, ds data.Dataset, emb *Embedder, b engine.Back
 		if err != nil {
 			return nil, fmt.Errorf("embedding %s: %w", spec, err)
 		}
-		if err := SaveCache(o.RunDir, name, emb.Layer, key, feats, emb.Dim()); err != nil {
-			fmt.Fprintf(log, "set %s: warning: not cached: %v\n", name, err)
+		if o.RunDir != "" {
+			if err := SaveCache(o.RunDir, name, emb.Layer, key, feats, emb.Dim()); err != nil {
+				fmt.Fprintf(log, "set %s: warning: not cached: %v\n", name, err)
+			}
 		}
 	}
 	return NewIndex(name, spec, ds, feats, emb.Dim(), b)

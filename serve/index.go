@@ -11,6 +11,8 @@ import (
 
 	"github.com/simclr-go/simclr/data"
 	"github.com/simclr-go/simclr/engine"
+	"github.com/simclr-go/simclr/eval"
+	"github.com/simclr-go/simclr/internal/par"
 )
 
 // maxBatch bounds how many waiting queries one matrix product serves: the
@@ -18,13 +20,14 @@ import (
 const maxBatch = 64
 
 // Index is one indexed image set: the dataset (read again only to serve
-// images) and its embeddings, L2-normalised and held once as an engine
-// tensor [n, dim], so that cosine similarity is a matrix product.
+// images) and its embeddings, L2-normalised and held once, [n, dim]
+// row-major, so that cosine similarity is a matrix product.
 //
 // Searches are answered by one goroutine that takes every query waiting at
-// that moment (up to maxBatch) and scores them with a single MatMul on the
-// engine's backend: the embeddings are read from memory once per batch, not
-// once per query, so concurrent searches cost little more than one.
+// that moment (up to maxBatch) and scores them with a single matrix product
+// (eval.Products: the engine backend's GEMM when it is tuned, gonum's
+// otherwise): the embeddings are read from memory once per batch, not once
+// per query, so concurrent searches cost little more than one.
 type Index struct {
 	Name string // the set's name in URLs
 	Spec string // its data spec
@@ -32,9 +35,9 @@ type Index struct {
 	N    int
 	Dim  int
 
-	emb    *engine.Tensor // [N, Dim], rows of unit length (or zero)
+	emb    []float32      // [N, Dim], rows of unit length (or zero)
 	labels []int          // -1 for unlabelled images
-	b      engine.Backend
+	b      engine.Backend // nil: gonum's GEMM (eval.ProductBackend)
 
 	mu      sync.Mutex
 	pending []*query
@@ -64,7 +67,7 @@ type query struct {
 
 // NewIndex takes ownership of feats (n rows of dim, in dataset order),
 // normalises them in place and starts the search goroutine (stopped by
-// Close). b does the matrix products.
+// Close). b does the matrix products when it is tuned (eval.ProductBackend).
 func NewIndex(name, spec string, ds data.Dataset, feats []float32, dim int, b engine.Backend) (*Index, error) {
 	n := ds.Len()
 	if dim < 1 || n < 1 || len(feats) != n*dim {
@@ -74,7 +77,7 @@ func NewIndex(name, spec string, ds data.Dataset, feats []float32, dim int, b en
 		normalize(feats[i*dim : (i+1)*dim])
 	}
 	ix := &Index{Name: name, Spec: spec, DS: ds, N: n, Dim: dim,
-		emb: engine.FromData(feats, n, dim), labels: make([]int, n), b: b,
+		emb: feats, labels: make([]int, n), b: eval.ProductBackend(b),
 		wake: make(chan struct{}, 1), stop: make(chan struct{})}
 	for i := range ix.labels {
 		ix.labels[i] = -1
@@ -91,12 +94,12 @@ func (ix *Index) Close() { close(ix.stop) }
 
 // Vector returns a copy of the normalised embedding of image i.
 func (ix *Index) Vector(i int) []float32 {
-	return append([]float32(nil), ix.emb.Data()[i*ix.Dim:(i+1)*ix.Dim]...)
+	return append([]float32(nil), ix.emb[i*ix.Dim:(i+1)*ix.Dim]...)
 }
 
 // Embeddings returns the normalised embeddings, [N, Dim] row-major (shared;
 // do not modify).
-func (ix *Index) Embeddings() []float32 { return ix.emb.Data() }
+func (ix *Index) Embeddings() []float32 { return ix.emb }
 
 // Label returns the label of image i, -1 when unlabelled.
 func (ix *Index) Label(i int) int { return ix.labels[i] }
@@ -189,9 +192,9 @@ func (ix *Index) loop() {
 	}
 }
 
-// score answers a batch of queries: S = E Qᵀ ([n, m]) on the backend, then
-// the top k of each column of S. (E Qᵀ rather than Q Eᵀ: oneDNN's sgemm is
-// about twice as fast with the tall matrix first when m is small.)
+// score answers a batch of queries: S = E Qᵀ ([n, m]), then the top k of
+// each column of S. (E Qᵀ rather than Q Eᵀ: oneDNN's sgemm is about twice
+// as fast with the tall matrix first when m is small.)
 func (ix *Index) score(batch []*query) {
 	defer func() {
 		if p := recover(); p != nil { // a backend failure must not kill the server
@@ -211,11 +214,10 @@ func (ix *Index) score(batch []*query) {
 	if cap(ix.scores) < m*n {
 		ix.scores = make([]float32, m*n)
 	}
-	s := engine.FromData(ix.scores[:m*n], n, m)
-	ix.b.MatMul(s, ix.emb, engine.FromData(qd, m, d), false, true, 1, 0)
-	sd := s.Data()
+	sd := ix.scores[:m*n]
+	eval.Products(ix.b, sd, ix.emb, qd, n, m, d)
 	// Top k of every column in one sweep over the rows: each goroutine
-	// keeps the heaps of every P-th query, so the score matrix is read P
+	// keeps the heaps of a range of queries, so the score matrix is read P
 	// times in all, not once per query.
 	heaps := make([]*topHeap, m)
 	for j, q := range batch {
@@ -228,24 +230,17 @@ func (ix *Index) score(batch []*query) {
 	}
 }
 
-// sweep offers s[i*m+j] for every row i to heaps[j], splitting the
-// columns among GOMAXPROCS goroutines.
+// sweep offers s[i*m+j] for every row i to heaps[j], the columns split
+// into contiguous ranges among GOMAXPROCS goroutines.
 func sweep(s []float32, n, m int, heaps []*topHeap) {
-	p := min(m, runtime.GOMAXPROCS(0))
-	var wg sync.WaitGroup
-	for g := range p {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range n {
-				row := s[i*m : (i+1)*m]
-				for j := g; j < m; j += p {
-					heaps[j].offer(i, row[j])
-				}
+	par.For(m, min(m, runtime.GOMAXPROCS(0)), func(_, lo, hi int) {
+		for i := range n {
+			row := s[i*m : (i+1)*m]
+			for j := lo; j < hi; j++ {
+				heaps[j].offer(i, row[j])
 			}
-		}()
-	}
-	wg.Wait()
+		}
+	})
 }
 
 // topHeap keeps the k best (score, index) pairs offered, ranked by score

@@ -55,6 +55,10 @@ func (s *Server) apiRun(w http.ResponseWriter, r *http.Request) {
 	dir := s.cfg.RunDir
 	info := runInfo{Dir: dir, Source: s.cfg.Source, Layer: s.cfg.Embedder.Layer, Since: since, Sets: s.setInfos(), Metrics: []train.Record{}, Evals: []evalResult{}}
 	problem := func(err error) { info.Problems = append(info.Problems, err.Error()) }
+	if dir == "" { // weights from an exported encoder: no run to read
+		writeJSON(w, http.StatusOK, info)
+		return
+	}
 	if b, err := os.ReadFile(filepath.Join(dir, "config.yaml")); err == nil {
 		if err := yaml.Unmarshal(b, &info.Config); err != nil {
 			problem(fmt.Errorf("%s: %v", filepath.Join(dir, "config.yaml"), err))

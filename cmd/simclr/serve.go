@@ -80,8 +80,15 @@ GET /api/images/NAME/I (PNG). Errors are {"error": "..."} with a 4xx status.`,
 			}
 			var enc nn.Net = lr.Model.Encoder
 			if layer == "z" {
+				if lr.Model.Head == nil {
+					return fmt.Errorf("--layer z: %s has no projection head (an exported encoder); use --layer h or the run directory", f.run)
+				}
 				enc = lr.Model
 			}
+			// The run directory: of the checkpoint when --run names one in
+			// RUNDIR/checkpoints; none for an exported encoder elsewhere
+			// (then nothing is cached and the run page is empty).
+			rundir := lr.Run.Dir
 			pipe, err := lr.evalPipeline()
 			if err != nil {
 				return err
@@ -94,13 +101,13 @@ GET /api/images/NAME/I (PNG). Errors are {"error": "..."} with a 4xx status.`,
 					return fmt.Errorf("--data %s: %w", a.spec, err)
 				}
 				ix, err := serve.BuildIndex(a.name, a.spec, ds, emb, lr.Backend,
-					serve.BuildOptions{RunDir: f.run, Batch: f.batch, Workers: f.workers, Progress: stderr})
+					serve.BuildOptions{RunDir: rundir, Batch: f.batch, Workers: f.workers, Progress: stderr})
 				if err != nil {
 					return err
 				}
 				sets = append(sets, ix)
 			}
-			srv, err := serve.New(serve.Config{RunDir: f.run, Source: lr.Source, Sets: sets, Embedder: emb,
+			srv, err := serve.New(serve.Config{RunDir: rundir, Source: lr.Source, Sets: sets, Embedder: emb,
 				Token: token, Loopback: loopback, MaxUpload: int64(maxUploadMB) << 20,
 				Log: log.New(stderr, "", log.LstdFlags)})
 			if err != nil {

@@ -124,3 +124,33 @@ func TestServeBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestServeExportedEncoder: --run may name an exported encoder; nothing is
+// cached beside it, the run page has no run, and --layer z is refused.
+func TestServeExportedEncoder(t *testing.T) {
+	fx := tinyRun(t)
+	dir := t.TempDir()
+	enc := filepath.Join(dir, "enc.safetensors")
+	if _, stderr, err := runCmd(t, newExportCmd, "export", "--run", fx.run, "--out", enc); err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	url, stderr := startServe(t, "--run", enc, "--data", fx.test, "--addr", "127.0.0.1:0", "--threads", "1")
+	if !strings.Contains(stderr.String(), "no run directory to cache in") {
+		t.Fatalf("stderr:\n%s", stderr)
+	}
+	resp, err := http.Get(url + "api/run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"step":null`) || !strings.Contains(string(b), `"metrics":[]`) {
+		t.Fatalf("/api/run: %d %s", resp.StatusCode, b)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("files written beside the export: %v", ents)
+	}
+	if _, _, err := runCmd(t, newServeCmd, "serve", "--run", enc, "--layer", "z"); err == nil || !strings.Contains(err.Error(), "no projection head") {
+		t.Errorf("--layer z on an export: %v", err)
+	}
+}
