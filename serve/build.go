@@ -45,8 +45,8 @@ func ParseSetArg(arg string) (name, spec string, err error) {
 // BuildOptions say how BuildIndex embeds a set.
 type BuildOptions struct {
 	RunDir   string // where the cache lives; "" caches nothing
-	Batch    int // images per forward pass
-	Workers  int // decoding goroutines (0 = all cores)
+	Batch    int    // images per forward pass
+	Workers  int    // decoding goroutines (0 = all cores)
 	Progress io.Writer
 }
 
