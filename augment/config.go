@@ -11,36 +11,38 @@ import (
 // Config describes the SimCLR augmentation policy (paper appendix A):
 // random resized crop, horizontal flip, colour jitter (random order),
 // random grayscale, Gaussian blur, optional solarisation, then
-// per-channel normalisation. Every field can be overridden from YAML.
+// per-channel normalisation. Every field can be overridden from YAML (the
+// `augment:` block of a training config) and from flags (--augment.KEY);
+// see Overrides. The yaml tag is the key, the help tag the flag's help.
 type Config struct {
 	// Size is the side of the square output view in pixels.
-	Size int `yaml:"size"`
+	Size int `yaml:"size" help:"side of the augmented views in pixels"`
 	// CropScaleMin/Max bound the crop area as a fraction of the source area.
-	CropScaleMin float64 `yaml:"crop_scale_min"`
-	CropScaleMax float64 `yaml:"crop_scale_max"`
+	CropScaleMin float64 `yaml:"crop_scale_min" help:"random resized crop: smallest area fraction"`
+	CropScaleMax float64 `yaml:"crop_scale_max" help:"random resized crop: largest area fraction"`
 	// CropRatioMin/Max bound the crop aspect ratio w/h (sampled log-uniformly).
-	CropRatioMin float64 `yaml:"crop_ratio_min"`
-	CropRatioMax float64 `yaml:"crop_ratio_max"`
+	CropRatioMin float64 `yaml:"crop_ratio_min" help:"random resized crop: smallest aspect ratio w/h"`
+	CropRatioMax float64 `yaml:"crop_ratio_max" help:"random resized crop: largest aspect ratio w/h"`
 	// FlipP is the horizontal flip probability.
-	FlipP float64 `yaml:"flip_p"`
+	FlipP float64 `yaml:"flip_p" help:"horizontal flip probability"`
 	// JitterStrength is the paper's s: brightness = contrast = saturation =
 	// 0.8s, hue = 0.2s. 0 disables colour jitter.
-	JitterStrength float64 `yaml:"jitter_strength"`
+	JitterStrength float64 `yaml:"jitter_strength" help:"colour jitter strength s (brightness/contrast/saturation 0.8s, hue 0.2s)"`
 	// JitterP is the probability of applying colour jitter.
-	JitterP float64 `yaml:"jitter_p"`
+	JitterP float64 `yaml:"jitter_p" help:"colour jitter probability"`
 	// GrayP is the probability of converting to grayscale.
-	GrayP float64 `yaml:"gray_p"`
+	GrayP float64 `yaml:"gray_p" help:"random grayscale probability"`
 	// BlurP is the probability of Gaussian blur (0 = off). The kernel side
 	// is int(0.1*Size) made odd.
-	BlurP float64 `yaml:"blur_p"`
+	BlurP float64 `yaml:"blur_p" help:"Gaussian blur probability (0 = off)"`
 	// BlurSigmaMin/Max bound the blur standard deviation in pixels.
-	BlurSigmaMin float64 `yaml:"blur_sigma_min"`
-	BlurSigmaMax float64 `yaml:"blur_sigma_max"`
+	BlurSigmaMin float64 `yaml:"blur_sigma_min" help:"Gaussian blur: smallest sigma in pixels"`
+	BlurSigmaMax float64 `yaml:"blur_sigma_max" help:"Gaussian blur: largest sigma in pixels"`
 	// SolarizeP is the probability of solarisation (threshold 0.5).
-	SolarizeP float64 `yaml:"solarize_p"`
+	SolarizeP float64 `yaml:"solarize_p" help:"solarisation probability (threshold 0.5)"`
 	// Mean and Std are the per-channel normalisation constants.
-	Mean [3]float32 `yaml:"mean"`
-	Std  [3]float32 `yaml:"std"`
+	Mean [3]float32 `yaml:"mean" help:"per-channel normalisation mean, R,G,B"`
+	Std  [3]float32 `yaml:"std" help:"per-channel normalisation standard deviation, R,G,B"`
 }
 
 // SolarizeThreshold is the threshold used by the pipeline's solarisation

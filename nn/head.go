@@ -2,6 +2,8 @@ package nn
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/simclr-go/simclr/engine"
 )
@@ -34,9 +36,24 @@ type Head struct {
 	BNs     []*BatchNorm // BNs[i] follows Linears[i]; nil where there is none
 }
 
+// HeadVersions lists the head versions NewHead builds.
+func HeadVersions() []string { return []string{"v1", "v2"} }
+
+// CheckHeadVersion validates HeadConfig.Version (the only copy of the
+// allowed names; train.Config.Validate calls it too).
+func CheckHeadVersion(v string) error {
+	if !slices.Contains(HeadVersions(), v) {
+		return fmt.Errorf("head version %q: want one of %s", v, strings.Join(HeadVersions(), "|"))
+	}
+	return nil
+}
+
 // NewHead builds a projection head; weights are a deterministic function of
 // cfg.
 func NewHead(cfg HeadConfig) (*Head, error) {
+	if err := CheckHeadVersion(cfg.Version); err != nil {
+		return nil, fmt.Errorf("nn: %w", err)
+	}
 	if cfg.Hidden == 0 {
 		cfg.Hidden = cfg.In
 	}
@@ -66,8 +83,6 @@ func NewHead(cfg HeadConfig) (*Head, error) {
 			newBatchNorm("head.4", cfg.Hidden, false),
 			newBatchNorm("head.7", cfg.Out, true),
 		}
-	default:
-		return nil, fmt.Errorf("nn: head version %q: want v1 or v2", cfg.Version)
 	}
 	return h, nil
 }

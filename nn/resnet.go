@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"sort"
+	"strings"
 
 	"github.com/simclr-go/simclr/engine"
 )
@@ -13,7 +16,7 @@ type ResNetConfig struct {
 	Arch string // "resnet18", "resnet34" or "resnet50"
 	// Width multiplies every channel count: the stem has max(1, round(64·Width))
 	// channels and stage i twice as many as stage i-1 (Width 0.25 gives
-	// ResNet-18's 16-32-64-128). Must be in (0, 4].
+	// ResNet-18's 16-32-64-128). Must be in (0, MaxWidth]; see CheckWidth.
 	Width float64
 	// Stem is "cifar" (3x3/1 conv, no max-pool: for images of ~32 px) or
 	// "imagenet" (7x7/2 conv and 3x3/2 max-pool).
@@ -57,16 +60,58 @@ type Block struct {
 	DownBN              *BatchNorm
 }
 
+// MaxWidth is the largest width multiplier (ResNet-50 x4 of the paper).
+// There is no lower limit other than > 0: BaseChannels never goes below one
+// channel, so any positive width builds a working (if tiny) network; below
+// 1/128 the stem stays at one channel and smaller widths change nothing.
+const MaxWidth = 4
+
+// ArchNames lists the encoder architectures NewResNet builds, sorted.
+func ArchNames() []string {
+	names := make([]string, 0, len(archs))
+	for n := range archs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// StemNames lists the stems NewResNet builds.
+func StemNames() []string { return []string{"cifar", "imagenet"} }
+
+// CheckArch, CheckWidth and CheckStem validate one field of a ResNetConfig.
+// They are the only copy of these limits: ResNetConfig.Validate and the
+// training config (train.Config.Validate) both call them. The errors name
+// the field (arch, width, stem) and what is allowed.
+func CheckArch(arch string) error {
+	if _, ok := archs[arch]; !ok {
+		return fmt.Errorf("arch %q: want one of %s", arch, strings.Join(ArchNames(), "|"))
+	}
+	return nil
+}
+
+// CheckWidth: see CheckArch.
+func CheckWidth(width float64) error {
+	if math.IsNaN(width) || width <= 0 || width > MaxWidth {
+		return fmt.Errorf("width %v: want a multiplier in (0, %v]", width, MaxWidth)
+	}
+	return nil
+}
+
+// CheckStem: see CheckArch.
+func CheckStem(stem string) error {
+	if !slices.Contains(StemNames(), stem) {
+		return fmt.Errorf("stem %q: want one of %s", stem, strings.Join(StemNames(), "|"))
+	}
+	return nil
+}
+
 // Validate reports what is wrong with cfg, if anything.
 func (cfg ResNetConfig) Validate() error {
-	if _, ok := archs[cfg.Arch]; !ok {
-		return fmt.Errorf("nn: ResNet arch %q: want resnet18, resnet34 or resnet50", cfg.Arch)
-	}
-	if math.IsNaN(cfg.Width) || cfg.Width <= 0 || cfg.Width > 4 {
-		return fmt.Errorf("nn: ResNet width %v: want a multiplier in (0, 4]", cfg.Width)
-	}
-	if cfg.Stem != "cifar" && cfg.Stem != "imagenet" {
-		return fmt.Errorf("nn: ResNet stem %q: want cifar or imagenet", cfg.Stem)
+	for _, err := range []error{CheckArch(cfg.Arch), CheckWidth(cfg.Width), CheckStem(cfg.Stem)} {
+		if err != nil {
+			return fmt.Errorf("nn: ResNet %w", err)
+		}
 	}
 	if cfg.InChannels < 0 {
 		return fmt.Errorf("nn: ResNet input channels %d: want a positive number (or 0 for 3)", cfg.InChannels)

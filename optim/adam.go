@@ -56,8 +56,8 @@ func NewAdam(params []nn.Param, cfg AdamConfig) (*Adam, error) {
 	if !(cfg.Eps > 0) || math.IsInf(cfg.Eps, 0) {
 		return nil, fmt.Errorf("optim: %s: eps %v is not a positive number", kind, cfg.Eps)
 	}
-	if !(cfg.WeightDecay >= 0) || math.IsInf(cfg.WeightDecay, 0) {
-		return nil, fmt.Errorf("optim: %s: weight decay %v is not a non-negative number", kind, cfg.WeightDecay)
+	if err := checkWeightDecay(kind, cfg.WeightDecay); err != nil {
+		return nil, err
 	}
 	b, err := newBase(kind, params, "exp_avg", "exp_avg_sq")
 	if err != nil {

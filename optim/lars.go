@@ -41,8 +41,8 @@ func NewLARS(params []nn.Param, cfg LARSConfig) (*LARS, error) {
 	if err := checkMomentum("LARS", cfg.Momentum); err != nil {
 		return nil, err
 	}
-	if !(cfg.WeightDecay >= 0) || math.IsInf(cfg.WeightDecay, 0) {
-		return nil, fmt.Errorf("optim: LARS: weight decay %v is not a non-negative number", cfg.WeightDecay)
+	if err := checkWeightDecay("LARS", cfg.WeightDecay); err != nil {
+		return nil, err
 	}
 	if !(cfg.Eta > 0) || math.IsInf(cfg.Eta, 0) {
 		return nil, fmt.Errorf("optim: LARS: trust coefficient eta %v is not a positive number", cfg.Eta)
@@ -99,8 +99,15 @@ func (o *LARS) update(i int) {
 }
 
 func checkMomentum(kind string, m float64) error {
-	if !(m >= 0 && m < 1) {
-		return fmt.Errorf("optim: %s: momentum %v is not in [0, 1)", kind, m)
+	if err := CheckMomentum(m); err != nil {
+		return fmt.Errorf("optim: %s: %w", kind, err)
+	}
+	return nil
+}
+
+func checkWeightDecay(kind string, wd float64) error {
+	if err := CheckWeightDecay(wd); err != nil {
+		return fmt.Errorf("optim: %s: %w", kind, err)
 	}
 	return nil
 }

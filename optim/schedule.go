@@ -26,8 +26,8 @@ func (s Schedule) Validate() error {
 	switch {
 	case !(s.Base >= 0) || math.IsInf(s.Base, 0):
 		return fmt.Errorf("optim: schedule: base learning rate %v is not a non-negative number", s.Base)
-	case s.Scaling != "linear" && s.Scaling != "sqrt" && s.Scaling != "none":
-		return fmt.Errorf("optim: schedule: scaling %q is not one of linear, sqrt, none", s.Scaling)
+	case CheckScaling(s.Scaling) != nil:
+		return fmt.Errorf("optim: schedule: %w", CheckScaling(s.Scaling))
 	case s.Scaling != "none" && s.Batch < 1:
 		return fmt.Errorf("optim: schedule: batch size %d must be at least 1 for %s scaling", s.Batch, s.Scaling)
 	case s.WarmupSteps < 0:

@@ -2,7 +2,6 @@ package optim
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/simclr-go/simclr/nn"
 )
@@ -39,8 +38,8 @@ func NewSGD(params []nn.Param, cfg SGDConfig) (*SGD, error) {
 	if err := checkMomentum("SGD", cfg.Momentum); err != nil {
 		return nil, err
 	}
-	if !(cfg.WeightDecay >= 0) || math.IsInf(cfg.WeightDecay, 0) {
-		return nil, fmt.Errorf("optim: SGD: weight decay %v is not a non-negative number", cfg.WeightDecay)
+	if err := checkWeightDecay("SGD", cfg.WeightDecay); err != nil {
+		return nil, err
 	}
 	if cfg.Nesterov && cfg.Momentum == 0 {
 		return nil, fmt.Errorf("optim: SGD: Nesterov momentum needs a momentum > 0")

@@ -22,10 +22,15 @@ import (
 const CheckpointFormat = "simclr-checkpoint/1"
 
 // Meta is the training state stored as JSON under the "simclr" key of a
-// checkpoint's safetensors __metadata__. Together with the tensors it is
-// everything needed to continue the run exactly where it stopped. The
-// resolved config is stored as YAML under the "config" key, so a checkpoint
-// can rebuild its model without the run directory.
+// checkpoint's safetensors __metadata__. Together with the tensors and the
+// resolved config, stored as YAML under the "config" key, it is everything
+// needed to continue the run exactly where it stopped; the config alone
+// rebuilds the model without the run directory. Meta holds no config
+// field: readers take the architecture, seed, image size and so on from
+// the embedded config. Checkpoints written before December 2026 also copy
+// arch, width, stem, head, head_hidden, head_out, optimizer, image_size and
+// seed into Meta; decoding ignores those keys (their embedded config holds
+// the same values).
 type Meta struct {
 	Format string `json:"format"`
 	// Step counts the optimizer steps taken.
@@ -36,18 +41,13 @@ type Meta struct {
 	Epoch         int `json:"epoch"`
 	Batch         int `json:"batch"`
 	StepsPerEpoch int `json:"steps_per_epoch"`
-	// Seed and the (Epoch, Batch) position fully determine the loader's and
-	// the augmentations' random state (both are derived from (seed, epoch)).
-	Seed       int64   `json:"seed"`
-	ConfigHash string  `json:"config_hash"`
-	Arch       string  `json:"arch"`
-	Width      float64 `json:"width"`
-	Stem       string  `json:"stem"`
-	Head       string  `json:"head"`
-	HeadHidden int     `json:"head_hidden"`
-	HeadOut    int     `json:"head_out"`
-	Optimizer  string  `json:"optimizer"`
-	ImageSize  int     `json:"image_size"`
+	// The (Epoch, Batch) position and the config's seed fully determine the
+	// loader's and the augmentations' random state (both are derived from
+	// (seed, epoch)).
+	//
+	// ConfigHash is the embedded config's Hash when it was written
+	// (informational: resume compares the configs themselves).
+	ConfigHash string `json:"config_hash"`
 	// Loss is the last step's loss, KNNTop1 the last measured kNN accuracy
 	// (-1 when none); informational.
 	Loss    float64 `json:"loss"`

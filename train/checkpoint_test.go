@@ -41,7 +41,7 @@ func parseSafetensors(t *testing.T, path string) (map[string]any, []byte) {
 
 func TestCheckpointRoundTrip(t *testing.T) {
 	dir := t.TempDir()
-	meta := Meta{Step: 12, Epoch: 1, Batch: 2, StepsPerEpoch: 10, Seed: 5, Arch: "resnet18", Width: 0.5, Loss: 4.25, KNNTop1: -1, EpochLossSum: 0.1 + 0.2}
+	meta := Meta{Step: 12, Epoch: 1, Batch: 2, StepsPerEpoch: 10, ConfigHash: "0123abcd", Loss: 4.25, KNNTop1: -1, EpochLossSum: 0.1 + 0.2}
 	path, err := writeCheckpoint(dir, sampleTensors(), meta, []byte("arch: resnet18\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +60,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	if err := json.Unmarshal([]byte(md["simclr"].(string)), &m); err != nil {
 		t.Fatal(err)
 	}
-	if m.Step != 12 || m.Epoch != 1 || m.Batch != 2 || m.Arch != "resnet18" || m.EpochLossSum != 0.1+0.2 {
+	if m.Step != 12 || m.Epoch != 1 || m.Batch != 2 || m.ConfigHash != "0123abcd" || m.EpochLossSum != 0.1+0.2 {
 		t.Errorf("meta %+v", m)
 	}
 	for _, e := range sampleTensors() {

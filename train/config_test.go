@@ -1,12 +1,14 @@
 package train
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/simclr-go/simclr/augment"
 	"github.com/spf13/pflag"
 )
 
@@ -16,6 +18,15 @@ func writeFile(t *testing.T, path, s string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// mustSet gives key of an augment block the value v, written as a flag
+// would be.
+func mustSet(t *testing.T, o *augment.Overrides, key string, v any) {
+	t.Helper()
+	if err := o.Set(key, fmt.Sprint(v)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestConfigUnknownKeyNamesFileAndKey(t *testing.T) {
@@ -60,11 +71,16 @@ func TestConfigFlagsOverrideFile(t *testing.T) {
 	if cfg.Batch != 64 || cfg.Optimizer != "sgd" || cfg.WeightDecay != 0.0005 {
 		t.Errorf("file values overridden by unset flags: batch %v optimizer %v wd %v", cfg.Batch, cfg.Optimizer, cfg.WeightDecay)
 	}
-	if cfg.JitterStrength == nil || *cfg.JitterStrength != 0.25 || cfg.BlurP == nil || *cfg.BlurP != 0.3 {
-		t.Errorf("augmentation overrides: jitter %v blur %v", cfg.JitterStrength, cfg.BlurP)
+	// The file's jitter_strength and the flag --blur-p are the old flat
+	// spellings of augment.jitter_strength and --augment.blur-p.
+	if j, ok := cfg.Augment.Get("jitter_strength"); !ok || j != 0.25 {
+		t.Errorf("augmentation overrides: jitter %v", j)
 	}
-	if cfg.CropScaleMin != nil {
-		t.Errorf("unset override became %v", *cfg.CropScaleMin)
+	if b, ok := cfg.Augment.Get("blur_p"); !ok || b != 0.3 {
+		t.Errorf("augmentation overrides: blur %v", b)
+	}
+	if v, ok := cfg.Augment.Get("crop_scale_min"); ok {
+		t.Errorf("unset override became %v", v)
 	}
 }
 
@@ -79,8 +95,17 @@ func TestConfigEveryKeyIsAFlag(t *testing.T) {
 		if k == "" {
 			continue
 		}
-		if fs.Lookup(strings.ReplaceAll(k, "_", "-")) == nil {
-			t.Errorf("YAML key %s has no flag", k)
+		keys := []string{k}
+		if ty.Field(i).Type == reflect.TypeOf(augment.Overrides{}) { // a block: its keys are block.key
+			keys = keys[:0]
+			for _, ak := range augment.Keys() {
+				keys = append(keys, k+"."+ak)
+			}
+		}
+		for _, k := range keys {
+			if fs.Lookup(strings.ReplaceAll(k, "_", "-")) == nil {
+				t.Errorf("YAML key %s has no flag", k)
+			}
 		}
 	}
 	for _, f := range strings.Fields(`data out config arch width stem head batch epochs optimizer lr lr-scaling
@@ -119,7 +144,7 @@ func TestConfigValidate(t *testing.T) {
 		{"warmup_epochs", func(c *Config) { c.WarmupEpochs = 200 }},
 		{"temperature", func(c *Config) { c.Temperature = 0.001 }},
 		{"preset", func(c *Config) { c.Preset = "mnist" }},
-		{"gray_p", func(c *Config) { c.GrayP = &neg }},
+		{"gray_p", func(c *Config) { mustSet(t, &c.Augment, "gray_p", neg) }},
 		{"knn_k", func(c *Config) { c.KNNK = 0 }},
 		{"knn_tau", func(c *Config) { c.KNNTau = 0 }},
 		{"keep_checkpoints", func(c *Config) { c.KeepCheckpoints = 0 }},
@@ -140,8 +165,8 @@ func TestConfigResolve(t *testing.T) {
 	if _, err := c.Resolve(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Stem != "cifar" || c.Temperature != 0.5 || c.ImageSize != 32 {
-		t.Errorf("cifar preset: stem %s tau %v size %d, want cifar 0.5 32", c.Stem, c.Temperature, c.ImageSize)
+	if size, _ := c.Augment.Get("size"); c.Stem != "cifar" || c.Temperature != 0.5 || size != 32 {
+		t.Errorf("cifar preset: stem %s tau %v size %v, want cifar 0.5 32", c.Stem, c.Temperature, size)
 	}
 	if c.WarmupEpochs != 10 {
 		t.Errorf("100 epochs: %v warm-up epochs, want the paper's 10", c.WarmupEpochs)
@@ -152,8 +177,10 @@ func TestConfigResolve(t *testing.T) {
 	if short.WarmupEpochs != 0.5 {
 		t.Errorf("5 epochs: %v warm-up epochs, want 0.5", short.WarmupEpochs)
 	}
-	if c.JitterStrength == nil || *c.JitterStrength != 0.5 || c.BlurP == nil || *c.BlurP != 0 {
-		t.Errorf("cifar preset overrides not filled from the preset: jitter %v blur %v", c.JitterStrength, c.BlurP)
+	j, jok := c.Augment.Get("jitter_strength")
+	b, bok := c.Augment.Get("blur_p")
+	if !jok || j != 0.5 || !bok || b != 0.0 {
+		t.Errorf("cifar preset overrides not filled from the preset: jitter %v blur %v", j, b)
 	}
 
 	c = DefaultConfig()
@@ -167,9 +194,9 @@ func TestConfigResolve(t *testing.T) {
 	}
 
 	c = DefaultConfig()
-	c.Preset, c.ImageSize, c.Stem = "imagenet", 64, ""
-	s := 0.2
-	c.CropScaleMin = &s
+	c.Preset, c.Stem = "imagenet", ""
+	mustSet(t, &c.Augment, "size", 64)
+	mustSet(t, &c.Augment, "crop_scale_min", 0.2)
 	ac, err = c.Resolve()
 	if err != nil {
 		t.Fatal(err)

@@ -52,47 +52,6 @@ type Summary struct {
 // infinite loss (or weights).
 var ErrNonFinite = errors.New("non-finite loss")
 
-// Resolve opens nothing: it fills in the derived defaults of a validated
-// config (image size, stem, temperature, augmentation overrides from the
-// preset) and returns the augmentation policy.
-func (c *Config) Resolve() (augment.Config, error) {
-	ac, err := augment.Preset(c.Preset)
-	if err != nil {
-		return ac, err
-	}
-	if c.ImageSize > 0 {
-		ac.Size = c.ImageSize
-	}
-	c.ImageSize = ac.Size
-	over := func(dst *float64, src **float64) {
-		if *src != nil {
-			*dst = **src
-		}
-		v := *dst
-		*src = &v
-	}
-	over(&ac.CropScaleMin, &c.CropScaleMin)
-	over(&ac.CropScaleMax, &c.CropScaleMax)
-	over(&ac.FlipP, &c.FlipP)
-	over(&ac.JitterStrength, &c.JitterStrength)
-	over(&ac.JitterP, &c.JitterP)
-	over(&ac.GrayP, &c.GrayP)
-	over(&ac.BlurP, &c.BlurP)
-	if err := ac.Validate(); err != nil {
-		return ac, err
-	}
-	if c.Stem == "" {
-		c.Stem = resolveStem(ac.Size)
-	}
-	if c.Temperature == 0 {
-		c.Temperature = defaultTemperature(c.Preset)
-	}
-	if c.WarmupEpochs == -1 {
-		c.WarmupEpochs = math.Min(10, float64(c.Epochs)/10)
-	}
-	return ac, nil
-}
-
 // trainer holds the state of one Pretrain call.
 type trainer struct {
 	cfg    Config
@@ -197,6 +156,10 @@ func Pretrain(ctx context.Context, cfg Config, progress io.Writer, opts Options)
 		if err := prev.decodeYAML(ck.Path+" (embedded config)", ck.Config); err != nil {
 			return Summary{}, err
 		}
+		// An old checkpoint's config leaves some augment keys to its preset.
+		if _, err := prev.Resolve(); err != nil {
+			return Summary{}, fmt.Errorf("%s (embedded config): %w", ck.Path, err)
+		}
 		if prev.Hash() != cfg.Hash() {
 			return Summary{}, fmt.Errorf("cannot resume %s: the configuration differs from the checkpoint's in %s; resume with the run's config.yaml",
 				ck.Path, strings.Join(diffKeys(prev, cfg), ", "))
@@ -279,23 +242,7 @@ func newOptimizer(cfg Config, m *nn.Model) (optim.Optimizer, error) {
 		ps = append(ps, p)
 	}
 	ps = append(ps, m.Head.Params()...)
-	switch cfg.Optimizer {
-	case "lars":
-		return optim.NewLARS(ps, optim.LARSConfig{Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay, Eta: 1e-3, Nesterov: cfg.Nesterov})
-	case "sgd":
-		return optim.NewSGD(ps, optim.SGDConfig{Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay, Nesterov: cfg.Nesterov})
-	case "adam", "adamw":
-		ac := optim.AdamDefaults
-		if cfg.Optimizer == "adamw" {
-			ac = optim.AdamWDefaults
-		}
-		ac.WeightDecay = cfg.WeightDecay
-		if cfg.Momentum > 0 {
-			ac.Beta1 = cfg.Momentum
-		}
-		return optim.NewAdam(ps, ac)
-	}
-	return nil, fmt.Errorf("optimizer %q: want lars, sgd, adam or adamw", cfg.Optimizer)
+	return optim.New(cfg.Optimizer, ps, optim.Settings{Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay, Nesterov: cfg.Nesterov})
 }
 
 // restore loads model, optimizer and position from a checkpoint.
@@ -351,10 +298,7 @@ func (t *trainer) checkpoint() error {
 	}
 	meta := Meta{
 		Step: t.step, Epoch: t.epoch, Batch: t.batch, StepsPerEpoch: t.spe,
-		Seed: t.cfg.Seed, ConfigHash: t.cfg.Hash(),
-		Arch: t.cfg.Arch, Width: t.cfg.Width, Stem: t.cfg.Stem, Head: t.cfg.Head,
-		HeadHidden: t.cfg.HeadHidden, HeadOut: t.cfg.HeadOut, Optimizer: t.cfg.Optimizer, ImageSize: t.cfg.ImageSize,
-		Loss: t.lastLoss, KNNTop1: knn, WallS: t.wall(),
+		ConfigHash: t.cfg.Hash(), Loss: t.lastLoss, KNNTop1: knn, WallS: t.wall(),
 		EpochLossSum: t.epochLossSum, EpochLossN: t.epochLossN,
 	}
 	path, err := writeCheckpoint(t.ckdir, ts, meta, t.cfgY)

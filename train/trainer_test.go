@@ -20,7 +20,8 @@ import (
 func tinyConfig(t *testing.T, spec string) Config {
 	cfg := DefaultConfig()
 	cfg.Data, cfg.Out = spec, filepath.Join(t.TempDir(), "run")
-	cfg.Width, cfg.Batch, cfg.Epochs, cfg.ImageSize = 0.125, 4, 2, 8
+	cfg.Width, cfg.Batch, cfg.Epochs = 0.125, 4, 2
+	mustSet(t, &cfg.Augment, "size", 8)
 	cfg.WarmupEpochs = 1
 	cfg.LR = 2 // lr 0.3*4/256 barely moves a tiny model; make steps count
 	cfg.LogEvery, cfg.CheckpointEvery, cfg.KeepCheckpoints = 1, 4, 10

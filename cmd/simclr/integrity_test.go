@@ -29,7 +29,10 @@ func threeCheckpointRun(t *testing.T) string {
 	ckRunOnce.Do(func() {
 		cfg := train.DefaultConfig()
 		cfg.Data, cfg.Out = fx.train, filepath.Join(fx.root, "run3")
-		cfg.Width, cfg.ImageSize, cfg.Batch, cfg.Epochs = 0.125, 8, 12, 1
+		cfg.Width, cfg.Batch, cfg.Epochs = 0.125, 12, 1
+		if ckRunErr = cfg.Augment.Set("size", "8"); ckRunErr != nil {
+			return
+		}
 		cfg.WarmupEpochs, cfg.KNNEvery, cfg.Threads, cfg.Workers = 0, 0, 1, 2
 		cfg.CheckpointEvery, cfg.KeepCheckpoints = 1, 5
 		_, ckRunErr = train.Pretrain(context.Background(), cfg, io.Discard, train.Options{Backend: testBackend})

@@ -11,7 +11,6 @@ import (
 	"math"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/simclr-go/simclr/augment"
@@ -181,11 +180,9 @@ func exportedRun(ex *eval.Export) (*train.Run, error) {
 		cfg.Preset = p
 	}
 	if s, ok := ex.Meta["image_size"]; ok {
-		n, err := strconv.Atoi(s)
-		if err != nil {
+		if err := cfg.Augment.Set("size", s); err != nil {
 			return nil, fmt.Errorf("exported encoder %s: metadata image_size %q: %v", ex.Path, s, err)
 		}
-		cfg.ImageSize = n
 	}
 	r := &train.Run{Config: cfg, Model: &nn.Model{Encoder: ex.Encoder}, Checkpoint: ex.Path}
 	if !ex.Verified {

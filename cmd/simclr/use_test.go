@@ -90,7 +90,10 @@ func tinyRun(t *testing.T) fixture {
 		fix.run = filepath.Join(root, "run")
 		cfg := train.DefaultConfig()
 		cfg.Data, cfg.Out = fix.train, fix.run
-		cfg.Width, cfg.ImageSize, cfg.Batch, cfg.Epochs = 0.125, 8, 12, 1
+		cfg.Width, cfg.Batch, cfg.Epochs = 0.125, 12, 1
+		if fixErr = cfg.Augment.Set("size", "8"); fixErr != nil {
+			return
+		}
 		cfg.WarmupEpochs, cfg.KNNEvery, cfg.Threads, cfg.Workers = 0, 0, 1, 2
 		_, fixErr = train.Pretrain(context.Background(), cfg, io.Discard, train.Options{Backend: testBackend})
 	})
