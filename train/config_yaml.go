@@ -81,6 +81,7 @@ func moveLegacyKeys(root *yaml.Node) []string {
 	var errs []string
 	var block *yaml.Node
 	var kept, moved []*yaml.Node
+	dropped := false
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		switch newKey, legacy := legacyAugmentKeys[k.Value]; {
@@ -89,7 +90,8 @@ func moveLegacyKeys(root *yaml.Node) []string {
 			kept = append(kept, k, v)
 		case legacy:
 			if k.Value == "image_size" && v.Kind == yaml.ScalarNode && v.Value == "0" {
-				continue // the preset's size
+				dropped = true // the preset's size
+				continue
 			}
 			nk := *k
 			nk.Value = newKey
@@ -99,6 +101,9 @@ func moveLegacyKeys(root *yaml.Node) []string {
 		}
 	}
 	if len(moved) == 0 {
+		if dropped {
+			root.Content = kept
+		}
 		return nil
 	}
 	if block == nil || (block.Kind == yaml.ScalarNode && block.ShortTag() == "!!null") {
