@@ -3,8 +3,9 @@ package augment
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -94,14 +95,7 @@ var presets = map[string]func() Config{
 }
 
 // PresetNames lists the names accepted by Preset, sorted.
-func PresetNames() []string {
-	names := make([]string, 0, len(presets))
-	for n := range presets {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func PresetNames() []string { return slices.Sorted(maps.Keys(presets)) }
 
 // Preset returns a named configuration: "cifar" (32 px, s=0.5, no blur),
 // "imagenet" (224 px, s=1, blur p=0.5) or "stl10" (96 px, s=1, blur p=0.5),

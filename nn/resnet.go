@@ -2,10 +2,10 @@ package nn
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/simclr-go/simclr/engine"
@@ -67,14 +67,7 @@ type Block struct {
 const MaxWidth = 4
 
 // ArchNames lists the encoder architectures NewResNet builds, sorted.
-func ArchNames() []string {
-	names := make([]string, 0, len(archs))
-	for n := range archs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func ArchNames() []string { return slices.Sorted(maps.Keys(archs)) }
 
 // StemNames lists the stems NewResNet builds.
 func StemNames() []string { return []string{"cifar", "imagenet"} }

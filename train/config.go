@@ -14,7 +14,11 @@ import (
 
 // Config holds every hyperparameter of a pretraining run. Each field is a
 // YAML key (snake_case, the `yaml` tag) and a command-line flag of the same
-// name with dashes (weight_decay -> --weight-decay); see BindFlags.
+// name with dashes (weight_decay -> --weight-decay); the keys of the
+// augment block are flags --augment.KEY (augment.blur_sigma_max ->
+// --augment.blur-sigma-max); see BindFlags. Files are decoded by
+// LoadConfigFile (config_yaml.go), flags bound by BindFlags
+// (config_flags.go).
 //
 // Zero values of a few fields mean "choose for me" and are filled in by
 // Resolve: Stem ("" -> cifar for images of at most 64 px, else imagenet),
