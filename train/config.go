@@ -159,7 +159,9 @@ func (c *Config) Validate() error {
 	check("weight_decay", optim.CheckWeightDecay(c.WeightDecay))
 	check("momentum", optim.CheckMomentum(c.Momentum))
 	check("nesterov", optim.CheckNesterov(c.Optimizer, c.Nesterov, c.Momentum))
-	if _, err := c.augmentConfig(); err != nil {
+	if err := checkPreset(c.Preset); err != nil {
+		check("preset", err)
+	} else if _, err := c.augmentConfig(); err != nil {
 		check("augment", err)
 	}
 	// Counts with a lower bound: key, value, bound, what the bound means.
@@ -202,11 +204,21 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// checkPreset accepts the names of augment's preset registry exactly
+// (augment.Preset also takes "CIFAR", but the default temperature and the
+// saved config go by the exact name).
+func checkPreset(name string) error {
+	if !slices.Contains(augment.PresetNames(), name) {
+		return fmt.Errorf("preset %q: want one of %s", name, strings.Join(augment.PresetNames(), "|"))
+	}
+	return nil
+}
+
 // augmentConfig is the augmentation policy: the preset with the augment
 // block laid over it, validated by augment.
 func (c *Config) augmentConfig() (augment.Config, error) {
-	if !slices.Contains(augment.PresetNames(), c.Preset) {
-		return augment.Config{}, fmt.Errorf("preset %q: want one of %s", c.Preset, strings.Join(augment.PresetNames(), "|"))
+	if err := checkPreset(c.Preset); err != nil {
+		return augment.Config{}, err
 	}
 	ac, err := augment.Preset(c.Preset)
 	if err != nil {

@@ -178,6 +178,13 @@ blur_p: 0.1
 	if !strings.Contains(msg.String(), "--image-size has been deprecated, use --augment.size") {
 		t.Errorf("no deprecation notice: %q", msg.String())
 	}
+	fs = pflag.NewFlagSet("t", pflag.ContinueOnError)
+	fs.SetOutput(&msg)
+	BindFlags(fs, DefaultConfig())
+	err = fs.Parse([]string{"--augment.blur-p", "0.1", "--blur-p", "0.2"})
+	if err == nil || !strings.Contains(err.Error(), "--augment.blur-p") || !strings.Contains(err.Error(), "--blur-p") {
+		t.Errorf("both spellings of a flag: %v, want an error naming both", err)
+	}
 }
 
 // The width limit is nn's: train accepts exactly the widths nn accepts,

@@ -57,8 +57,9 @@ func BindFlags(fs *pflag.FlagSet, def Config) *Flags {
 			fs.BoolVar(p, flagName(name), *p, help)
 		case *augment.Overrides:
 			*p = augment.Overrides{} // holds only what the flags set
+			setBy := map[string]string{}
 			for _, k := range augment.Keys() {
-				fs.Var(overrideFlag{o: p, key: k}, flagName(name+"."+k), augment.KeyHelp(k)+" (default: preset)")
+				fs.Var(overrideFlag{o: p, key: k, name: flagName(name + "." + k), setBy: setBy}, flagName(name+"."+k), augment.KeyHelp(k)+" (default: preset)")
 			}
 			legacy := make([]string, 0, len(legacyAugmentKeys))
 			for old := range legacyAugmentKeys {
@@ -67,7 +68,7 @@ func BindFlags(fs *pflag.FlagSet, def Config) *Flags {
 			sort.Strings(legacy)
 			for _, old := range legacy {
 				k := legacyAugmentKeys[old]
-				fs.Var(overrideFlag{o: p, key: k, legacy: true}, flagName(old), augment.KeyHelp(k))
+				fs.Var(overrideFlag{o: p, key: k, name: flagName(old), setBy: setBy, legacy: true}, flagName(old), augment.KeyHelp(k))
 				_ = fs.MarkDeprecated(flagName(old), fmt.Sprintf("use --%s", flagName(name+"."+k)))
 			}
 		default:
@@ -102,11 +103,14 @@ func (fl *Flags) Apply(c *Config) {
 	}
 }
 
-// overrideFlag is the pflag.Value of one key of an augment block. The
+// overrideFlag is the pflag.Value of one key of an augment block, under
+// its name or a legacy alias. Giving both names of one key is an error. The
 // legacy --image-size 0 (its "preset default") unsets augment.size.
 type overrideFlag struct {
 	o      *augment.Overrides
 	key    string
+	name   string
+	setBy  map[string]string // key -> the flag name that set it
 	legacy bool
 }
 
@@ -118,6 +122,10 @@ func (f overrideFlag) String() string {
 }
 
 func (f overrideFlag) Set(s string) error {
+	if by, ok := f.setBy[f.key]; ok && by != f.name {
+		return fmt.Errorf("--%s is also given as --%s; give only --augment.%s", f.name, by, flagName(f.key))
+	}
+	f.setBy[f.key] = f.name
 	if f.legacy && f.key == "size" && strings.TrimSpace(s) == "0" {
 		f.o.Unset(f.key)
 		return nil
