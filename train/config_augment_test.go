@@ -175,6 +175,9 @@ blur_p: 0.1
 	if ac != want {
 		t.Errorf("old flags:\n got %+v\nwant %+v", ac, want)
 	}
+	if !fl.Changed("augment.size") || !fl.Changed("augment.flip_p") || fl.Changed("augment.solarize_p") {
+		t.Error("Changed does not follow the old flags")
+	}
 	if !strings.Contains(msg.String(), "--image-size has been deprecated, use --augment.size") {
 		t.Errorf("no deprecation notice: %q", msg.String())
 	}

@@ -81,8 +81,19 @@ func BindFlags(fs *pflag.FlagSet, def Config) *Flags {
 // ConfigFile is the value of --config ("" when not given).
 func (fl *Flags) ConfigFile() string { return fl.val.Elem().FieldByName("Config").String() }
 
-// Changed reports whether the flag for YAML key was set explicitly.
-func (fl *Flags) Changed(key string) bool { return fl.fs.Changed(flagName(key)) }
+// Changed reports whether the flag for YAML key (augment.KEY for the
+// augment block) was set explicitly, under its name or a legacy alias.
+func (fl *Flags) Changed(key string) bool {
+	if fl.fs.Changed(flagName(key)) {
+		return true
+	}
+	for old, k := range legacyAugmentKeys {
+		if key == "augment."+k && fl.fs.Changed(flagName(old)) {
+			return true
+		}
+	}
+	return false
+}
 
 // Apply copies every explicitly set flag onto c; the augment flags set
 // their keys of c's augment block and leave the others.
