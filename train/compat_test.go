@@ -12,7 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nlpodyssey/safetensors"
+	"github.com/simclr-go/simclr/stfile"
+	"github.com/simclr-go/simclr/stfile/stfiletest"
 )
 
 // testdata/oldrun holds what the binary of main as of 2026-12-07 (before
@@ -78,26 +79,12 @@ func oldRun(t *testing.T) (dir string, md map[string]string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	views := map[string]view{}
-	for _, e := range modelTensors(m) {
-		shape := make([]uint64, len(e.Shape))
-		for i, d := range e.Shape {
-			shape[i] = uint64(d)
-		}
-		if e.I64 != nil {
-			views[e.Name] = view{safetensors.I64, shape, i64Bytes(e.I64)}
-		} else {
-			views[e.Name] = view{safetensors.F32, shape, f32Bytes(e.F32)}
-		}
-	}
-	f, err := os.Create(filepath.Join(ckdir, "ckpt-00000003.safetensors"))
-	if err != nil {
+	// The old binary wrote no checksums: write the file, then strip them.
+	path := filepath.Join(ckdir, "ckpt-00000003.safetensors")
+	if err := stfile.Write(path, modelTensors(m), md, stfile.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	if err := safetensors.SerializeToWriter(views, md, f); err != nil {
-		t.Fatal(err)
-	}
+	stfiletest.StripChecksums(t, path)
 	return dir, md
 }
 
