@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -78,7 +79,10 @@ func writePNGs(dir string, classes []string, per, side int, seed uint64) error {
 // stem) for side x side images, on backend b.
 func newTestEmbedder(b engine.Backend, width float64, side int) (*Embedder, error) {
 	cfg := train.DefaultConfig()
-	cfg.Width, cfg.ImageSize = width, side
+	cfg.Width = width
+	if err := cfg.Augment.Set("size", strconv.Itoa(side)); err != nil {
+		return nil, err
+	}
 	acfg, err := cfg.Resolve()
 	if err != nil {
 		return nil, err
