@@ -74,6 +74,11 @@ type Config struct {
 	// files (and Hash) of runs made before it existed are unchanged.
 	ThreadsForce bool `yaml:"threads_force,omitempty" help:"use --threads even above the number of CPUs"`
 	Workers      int  `yaml:"workers" help:"augmentation workers (0 = all cores)"`
+	// Deterministic picks kernels by fixed rules instead of timing (see
+	// backends.Options). Like Threads it is left out of Hash: it changes the
+	// rounding of the kernels, not what the run computes. Omitted from
+	// config.yaml when false, as ThreadsForce is.
+	Deterministic bool `yaml:"deterministic,omitempty" help:"choose kernels by fixed rules instead of timing: two runs with the same seed and --threads on the same machine are bit-identical (see the README's Reproducibility section)"`
 
 	KNNEvery int     `yaml:"knn_every" help:"kNN monitor every N epochs (0 = off); also measured once at init"`
 	KNNTrain string  `yaml:"knn_train" help:"labelled data spec for the kNN memory bank (default: the training data when labelled)"`

@@ -209,6 +209,7 @@ func TestConfigResolve(t *testing.T) {
 func TestConfigSaveLoadRoundTrip(t *testing.T) {
 	c := DefaultConfig()
 	c.Out, c.Optimizer, c.Width = "run", "adamw", 0.5
+	c.Deterministic = true // recorded in config.yaml
 	if _, err := c.Resolve(); err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +228,7 @@ func TestConfigSaveLoadRoundTrip(t *testing.T) {
 		t.Error("hash changed in the round trip")
 	}
 	d := back
-	d.Threads, d.KNNEvery, d.Out = 7, 3, "elsewhere"
+	d.Threads, d.KNNEvery, d.Out, d.Deterministic = 7, 3, "elsewhere", !c.Deterministic
 	if d.Hash() != c.Hash() {
 		t.Error("run-management keys changed the trajectory hash")
 	}

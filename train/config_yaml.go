@@ -221,7 +221,7 @@ func (c Config) trajectory() Config {
 	h := c
 	h.Out, h.Config = "", ""
 	h.Resume, h.ResumeFrom = false, ""
-	h.Threads, h.ThreadsForce, h.Workers = 0, false, 0
+	h.Threads, h.ThreadsForce, h.Workers, h.Deterministic = 0, false, 0, false
 	h.LogEvery, h.CheckpointEvery, h.KeepCheckpoints = 0, 0, 0
 	h.KNNEvery, h.KNNTrain, h.KNNTest, h.KNNK, h.KNNTau = 0, "", "", 0, 0
 	return h

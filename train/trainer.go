@@ -14,6 +14,7 @@ import (
 	"github.com/simclr-go/simclr/augment"
 	"github.com/simclr-go/simclr/data"
 	"github.com/simclr-go/simclr/engine"
+	"github.com/simclr-go/simclr/engine/backends"
 	"github.com/simclr-go/simclr/loss"
 	"github.com/simclr-go/simclr/nn"
 	"github.com/simclr-go/simclr/optim"
@@ -22,7 +23,8 @@ import (
 
 // Options are the parts of a run that are not hyperparameters.
 type Options struct {
-	// Backend runs the kernels; nil means NewBackend(cfg.Threads).
+	// Backend runs the kernels; nil means backends.New with cfg.Threads
+	// and cfg.Deterministic.
 	Backend engine.Backend
 	// AfterStep, when set, is called after every optimizer step with the
 	// number of steps taken and that step's loss. A non-nil error aborts
@@ -171,7 +173,7 @@ func Pretrain(ctx context.Context, cfg Config, progress io.Writer, opts Options)
 
 	backend := opts.Backend
 	if backend == nil {
-		if backend, err = NewBackend(CapThreads(cfg.Threads, cfg.ThreadsForce, progress)); err != nil {
+		if backend, err = backends.New(backends.Options{Threads: CapThreads(cfg.Threads, cfg.ThreadsForce, progress), Deterministic: cfg.Deterministic}); err != nil {
 			return Summary{}, err
 		}
 	}

@@ -29,33 +29,35 @@ type benchOpts struct {
 	Batch, Steps, Warmup, Threads   int
 	Size                            int
 	ThreadsForce                    bool
+	Deterministic                   bool
 }
 
 // benchResult is the JSON line bench prints; the names follow
 // simclr_ref.py's output so the two can be compared side by side.
 type benchResult struct {
-	Arch         string  `json:"arch"`
-	Width        float64 `json:"width"`
-	Stem         string  `json:"stem"`
-	Mode         string  `json:"mode"`
-	Backend      string  `json:"backend"`
-	Threads      int     `json:"threads"`
-	Batch        int     `json:"batch"`
-	ViewsPerStep int     `json:"views_per_step"`
-	ImagesPerS   float64 `json:"images_per_s"`
-	ViewsPerS    float64 `json:"views_per_s"`
-	MsPerStep    float64 `json:"ms_per_step"`
-	MsPerStepMin float64 `json:"ms_per_step_min"`
-	MsPerStepMax float64 `json:"ms_per_step_max"`
-	TimedSteps   int     `json:"timed_steps"`
-	WarmupSteps  int     `json:"warmup_steps"`
-	PeakRSSMiB   float64 `json:"peak_rss_mib"`
-	Params       int     `json:"params"`
-	FwdGFLOPView float64 `json:"fwd_gflop_per_view"`
-	GFLOPPerStep float64 `json:"gflop_per_step"`
-	GFLOPS       float64 `json:"gflops"`
-	LastLoss     float64 `json:"last_loss,omitempty"`
-	GoMaxProcs   int     `json:"gomaxprocs"`
+	Arch          string  `json:"arch"`
+	Width         float64 `json:"width"`
+	Stem          string  `json:"stem"`
+	Mode          string  `json:"mode"`
+	Backend       string  `json:"backend"`
+	Threads       int     `json:"threads"`
+	Deterministic bool    `json:"deterministic"`
+	Batch         int     `json:"batch"`
+	ViewsPerStep  int     `json:"views_per_step"`
+	ImagesPerS    float64 `json:"images_per_s"`
+	ViewsPerS     float64 `json:"views_per_s"`
+	MsPerStep     float64 `json:"ms_per_step"`
+	MsPerStepMin  float64 `json:"ms_per_step_min"`
+	MsPerStepMax  float64 `json:"ms_per_step_max"`
+	TimedSteps    int     `json:"timed_steps"`
+	WarmupSteps   int     `json:"warmup_steps"`
+	PeakRSSMiB    float64 `json:"peak_rss_mib"`
+	Params        int     `json:"params"`
+	FwdGFLOPView  float64 `json:"fwd_gflop_per_view"`
+	GFLOPPerStep  float64 `json:"gflop_per_step"`
+	GFLOPS        float64 `json:"gflops"`
+	LastLoss      float64 `json:"last_loss,omitempty"`
+	GoMaxProcs    int     `json:"gomaxprocs"`
 }
 
 func newBenchCmd() *cobra.Command {
@@ -79,7 +81,7 @@ reference counts them) and the backend.`,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Threads = train.CapThreads(o.Threads, o.ThreadsForce, cmd.ErrOrStderr())
-			b, err := backends.New(backends.Options{Name: o.Backend, Threads: o.Threads})
+			b, err := backends.New(backends.Options{Name: o.Backend, Threads: o.Threads, Deterministic: o.Deterministic})
 			if err != nil {
 				return fmt.Errorf("--backend: %w", err)
 			}
@@ -105,6 +107,7 @@ reference counts them) and the backend.`,
 	f.IntVar(&o.Warmup, "warmup", 2, "untimed warm-up steps")
 	f.IntVar(&o.Threads, "threads", 0, "compute threads (0 = all cores; above the CPU count: capped to it, with a warning)")
 	f.BoolVar(&o.ThreadsForce, "threads-force", false, "use --threads even above the number of CPUs")
+	f.BoolVar(&o.Deterministic, "deterministic", false, "choose kernels by fixed rules instead of timing (what pretrain --deterministic costs)")
 	f.IntVar(&o.Size, "image-size", 32, "side of the synthetic images")
 	f.StringVar(&o.Mode, "mode", "train", "train (forward+NT-Xent+backward+LARS) | embed (encoder, eval, no grad)")
 	f.StringVar(&o.Backend, "backend", backends.Auto, strings.Join(backends.Names(), " | ")+" (auto: oneDNN when built in)")
@@ -182,7 +185,8 @@ func runBench(o benchOpts, b engine.Backend) (benchResult, error) {
 	}
 	res := benchResult{
 		Arch: o.Arch, Width: o.Width, Stem: o.Stem, Mode: o.Mode, Backend: b.Name(), Threads: o.Threads,
-		Batch: B, ViewsPerStep: views,
+		Deterministic: o.Deterministic,
+		Batch:         B, ViewsPerStep: views,
 		ImagesPerS: round(float64(B)/med, 2), ViewsPerS: round(float64(views)/med, 2),
 		MsPerStep: round(1e3*med, 1), MsPerStepMin: round(1e3*sorted[0], 1), MsPerStepMax: round(1e3*sorted[len(sorted)-1], 1),
 		TimedSteps: o.Steps, WarmupSteps: o.Warmup, PeakRSSMiB: round(peakRSSMiB(), 0),

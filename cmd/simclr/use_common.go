@@ -16,6 +16,7 @@ import (
 	"github.com/simclr-go/simclr/augment"
 	"github.com/simclr-go/simclr/data"
 	"github.com/simclr-go/simclr/engine"
+	"github.com/simclr-go/simclr/engine/backends"
 	"github.com/simclr-go/simclr/eval"
 	"github.com/simclr-go/simclr/nn"
 	"github.com/simclr-go/simclr/stfile"
@@ -30,6 +31,7 @@ type runFlags struct {
 	threads  int
 	// threadsForce keeps a --threads above the CPU count (see train.CapThreads).
 	threadsForce bool
+	determ       bool // --deterministic
 	batch        int
 	workers      int
 }
@@ -41,6 +43,7 @@ func addRunFlags(c *cobra.Command, f *runFlags, baseline bool) {
 	}
 	c.Flags().IntVar(&f.threads, "threads", 0, "compute threads (0 = all cores; above the CPU count: capped to it, with a warning)")
 	c.Flags().BoolVar(&f.threadsForce, "threads-force", false, "use --threads even above the number of CPUs")
+	c.Flags().BoolVar(&f.determ, "deterministic", false, "choose kernels by fixed rules instead of timing: the same results, bit for bit, on every run with the same --threads on this machine (see the README)")
 	c.Flags().IntVar(&f.batch, "eval-batch", 256, "images per forward pass when computing embeddings")
 	c.Flags().IntVar(&f.workers, "workers", 0, "image decoding goroutines (0 = all cores)")
 	c.PreRunE = func(*cobra.Command, []string) error { return f.validate() }
@@ -96,7 +99,7 @@ func openRun(f *runFlags, stderr io.Writer) (*loadedRun, error) {
 	default:
 		return nil, fmt.Errorf("--baseline %q: the only baseline is random-init", f.baseline)
 	}
-	if lr.Backend, err = train.NewBackend(train.CapThreads(f.threads, f.threadsForce, stderr)); err != nil {
+	if lr.Backend, err = backends.New(backends.Options{Threads: train.CapThreads(f.threads, f.threadsForce, stderr), Deterministic: f.determ}); err != nil {
 		return nil, err
 	}
 	lr.Tape = engine.NewTape(lr.Backend)

@@ -35,6 +35,11 @@ type Options struct {
 	Name string
 	// Threads caps the compute threads; 0 (or less) uses every core.
 	Threads int
+	// Deterministic asks for kernels chosen by fixed rules instead of by
+	// timing, so that two processes with the same Threads on the same
+	// machine compute the same bits (dnnl.Options.Deterministic). The
+	// reference backend is deterministic anyway and ignores it.
+	Deterministic bool
 	// Warn receives warnings, such as falling back to the slow reference
 	// backend; nil means os.Stderr.
 	Warn io.Writer
@@ -79,7 +84,9 @@ func init() {
 			}
 			return nil
 		},
-		New: func(o Options) (engine.Backend, error) { return dnnl.New(o.Threads) },
+		New: func(o Options) (engine.Backend, error) {
+			return dnnl.NewWithOptions(dnnl.Options{Threads: o.Threads, Deterministic: o.Deterministic})
+		},
 	})
 	Register(Backend{
 		Name:      "reference",

@@ -19,6 +19,7 @@ const (
 	algoAuto = iota
 	algoDirect
 	algoWinograd
+	algoFixed // Options.Deterministic: fixedConvAlgo
 )
 
 // dispatcher owns the one OS thread that makes every oneDNN call, and all
@@ -100,9 +101,25 @@ func (d *dispatcher) do(f func()) {
 // Available reports whether oneDNN can be initialised in this process.
 func Available() bool { return start().initErr == nil }
 
-// New returns the oneDNN backend. threads <= 0 uses every core. The OpenMP
-// pool is process-wide: the last New decides its size.
-func New(threads int) (engine.Backend, error) {
+// Options configure a backend made by NewWithOptions.
+type Options struct {
+	// Threads is the OpenMP pool size; <= 0 uses every core. The pool is
+	// process-wide: the last backend created decides its size.
+	Threads int
+	// Deterministic chooses every kernel by a fixed rule (fixedConvAlgo,
+	// batch norm on the whole pool) instead of by timing, so that two
+	// processes with the same Threads compute the same bits. A
+	// SIMCLR_CONV_ALGO or SIMCLR_DNNL_SERIAL_MEMOPS setting still wins.
+	Deterministic bool
+}
+
+// New returns the oneDNN backend with threads compute threads (<= 0: every
+// core) and kernels chosen by timing.
+func New(threads int) (engine.Backend, error) { return NewWithOptions(Options{Threads: threads}) }
+
+// NewWithOptions returns the oneDNN backend configured by o.
+func NewWithOptions(o Options) (engine.Backend, error) {
+	threads := o.Threads
 	algo := algoAuto
 	switch v := os.Getenv("SIMCLR_CONV_ALGO"); v {
 	case "", "auto":
@@ -129,12 +146,16 @@ func New(threads int) (engine.Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dnnl: %w", err)
 	}
-	return &backend{d: d, algo: algo}, nil
+	if o.Deterministic && algo == algoAuto {
+		algo = algoFixed
+	}
+	return &backend{d: d, algo: algo, det: o.Deterministic}, nil
 }
 
 type backend struct {
 	d    *dispatcher
 	algo int
+	det  bool // Options.Deterministic
 }
 
 func (b *backend) Name() string { return "dnnl" }
@@ -333,6 +354,20 @@ func (b *backend) chooseConv(kind int, dm *[13]int64, xl, yl int, bias bool, h *
 		must("convolution", err)
 		return direct
 	}
+	if b.algo == algoFixed {
+		if err == nil && !fixedConvWino(dm) {
+			return direct
+		}
+		own, oerr := newWinoPlan(kind, dm, xl, yl, bias)
+		if oerr != nil {
+			must("convolution", err)
+			return direct
+		}
+		if direct != nil {
+			direct.free()
+		}
+		return own
+	}
 	wino, werr := newConvPlan(kind, true, dm, xl, yl, bias)
 	if werr != nil { // not in oneDNN for this CPU or shape: try the engine's own
 		if b.algo == algoAuto && convFLOP(dm) < convTuneMinFLOP {
@@ -389,6 +424,17 @@ func (b *backend) chooseOwnWino(kind int, dm *[13]int64, xl, yl int, bias bool, 
 	}
 	own.free()
 	return direct
+}
+
+// fixedConvWino is the rule that replaces timing in deterministic mode for
+// a 3x3 stride-1 convolution with dims dm: the engine's Winograd kernel
+// (where it can run: AVX2, 8-channel blocks) for calls worth at least
+// convTuneMinFLOP with 32 or more channels on both sides, which is what
+// timing chose on the 2-core AVX2 box for ResNet-18 at widths 1/4 and 1;
+// oneDNN's direct kernel otherwise. oneDNN's own Winograd (AVX-512) is
+// never chosen by rule: its error bound is looser (see the package doc).
+func fixedConvWino(dm *[13]int64) bool {
+	return convFLOP(dm) >= convTuneMinFLOP && min(dm[1], dm[4]) >= 32
 }
 
 // clearlyFaster times plans a and b alternately (after a warm-up run of
@@ -522,9 +568,13 @@ func (m *modeStat) record(mode int, sec float64) {
 // bnRun runs the batch-norm plan for key k (built by mk for a mode) in the
 // mode chosen for it; must be called on the oneDNN thread.
 // prep binds plan-dependent handles (the workspace) before the run.
-func (d *dispatcher) bnRun(name string, k pkey, mk func(serial bool) (*plan, error), h *handles, prep func(*plan)) {
+func (b *backend) bnRun(name string, k pkey, mk func(serial bool) (*plan, error), h *handles, prep func(*plan)) {
+	d := b.d
 	mode := d.memops
 	var st *modeStat
+	if mode < 0 && b.det {
+		mode = 0 // the fixed rule: the whole pool
+	}
 	if mode < 0 {
 		if st = d.bnModes[k]; st == nil {
 			st = &modeStat{}
@@ -567,7 +617,7 @@ func (b *backend) BatchNorm(y, x, gamma, beta, mean, variance *engine.Tensor, p 
 	b.d.do(func() {
 		d := b.d
 		h := handles{ptr(x), ptr(gamma), ptr(beta), ptr(mean), ptr(variance), ptr(y)}
-		d.bnRun("BatchNorm", bnKey(kind, dims, lay, lay, p, false), func(serial bool) (*plan, error) {
+		b.bnRun("BatchNorm", bnKey(kind, dims, lay, lay, p, false), func(serial bool) (*plan, error) {
 			return newBNPlan(kind, &dims, nd, lay, lay, p.Eps, p.ReLU, false, serial)
 		}, &h, func(pl *plan) {
 			if pl.ws == 0 {
@@ -626,7 +676,7 @@ func (b *backend) BatchNormBackward(dx, dgamma, dbeta, dy, x, y, gamma, mean, va
 	}
 	b.d.do(func() {
 		h := handles{ptr(x), ptr(dy), ptr(y), ptr(gamma), ptr(mean), ptr(variance), nil, ptr(dx), ptr(dgamma), ptr(dbeta)}
-		b.d.bnRun("BatchNormBackward", bnKey(kind, dims, lay, dyl, p, global), func(serial bool) (*plan, error) {
+		b.bnRun("BatchNormBackward", bnKey(kind, dims, lay, dyl, p, global), func(serial bool) (*plan, error) {
 			return newBNPlan(kind, &dims, nd, lay, dyl, p.Eps, p.ReLU, global, serial)
 		}, &h, func(pl *plan) {
 			if pl.ws == 0 {

@@ -8,8 +8,17 @@ import (
 	"github.com/simclr-go/simclr/engine"
 )
 
+// Options configure a backend made by NewWithOptions (see the cgo build).
+type Options struct {
+	Threads       int
+	Deterministic bool
+}
+
 // New fails: this binary was built without oneDNN.
-func New(threads int) (engine.Backend, error) {
+func New(threads int) (engine.Backend, error) { return NewWithOptions(Options{Threads: threads}) }
+
+// NewWithOptions fails: this binary was built without oneDNN.
+func NewWithOptions(Options) (engine.Backend, error) {
 	return nil, errors.New("dnnl: built without oneDNN (purego tag or CGO_ENABLED=0); use engine.Reference()")
 }
 
