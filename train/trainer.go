@@ -69,7 +69,8 @@ type trainer struct {
 	loader *data.PairLoader
 	spe    int // steps per epoch
 
-	knn *knnMonitor
+	knn    *knnMonitor
+	tuning *runTuning // the backend's kernel choices, saved before each checkpoint
 
 	step, epoch, batch int // position: next batch is (epoch, batch)
 	epochLossSum       float64
@@ -204,6 +205,9 @@ func Pretrain(ctx context.Context, cfg Config, progress io.Writer, opts Options)
 	if err := saved.Save(filepath.Join(cfg.Out, "config.yaml")); err != nil {
 		return Summary{}, fmt.Errorf("save config: %w", err)
 	}
+	if t.tuning, err = openTuning(cfg.Out, backend, t.prog); err != nil {
+		return Summary{}, err
+	}
 	metricsPath := filepath.Join(cfg.Out, "metrics.jsonl")
 	if ck != nil {
 		if err := t.restore(ck); err != nil {
@@ -289,6 +293,11 @@ func (t *trainer) checkpoint() error {
 					ErrNonFinite, p.Name, v, t.step, orNone(t.lastGoodCheckpoint()))
 			}
 		}
+	}
+	// The kernel choices come first: a resumed run needs those made
+	// before its checkpoint.
+	if err := t.tuning.save(); err != nil {
+		return err
 	}
 	ts := modelTensors(t.model)
 	for name, v := range t.opt.StateTensors() {

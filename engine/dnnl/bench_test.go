@@ -166,9 +166,7 @@ func (cb *convBench) plan(kind int) *plan {
 	case 2:
 		xl, yl = layCode(cb.x.Layout()), layCode(cb.dy.Layout())
 	}
-	k := cb.b.convKey(kind, &cb.dm, xl, yl, false)
-	var p *plan
-	cb.b.d.do(func() { p = cb.b.d.plans[k] })
+	p := cb.b.convPlan(kind, &cb.dm, xl, yl, false)
 	if p == nil {
 		panic("plan not cached")
 	}

@@ -30,17 +30,29 @@
 // of 1e-4 against the float64-accumulating Reference; the engine's
 // F(2x2,3x3) meets the same bound (its transforms only add, subtract and
 // halve); oneDNN's F(4x4,3x3) is held to 2e-3, a bound from its
-// documentation that has not been measured on an AVX-512 machine yet.
-// With ONEDNN_VERBOSE set the engine's kernel prints exec lines in
-// oneDNN's format (implementation "simclr:wino_f2x3").
+// documentation. With ONEDNN_VERBOSE set the engine's kernel prints exec
+// lines in oneDNN's format (implementation "simclr:wino_f2x3").
 //
 // Memory-bound kernels (eltwise, binary, reorders, pooling) run on the
 // whole OpenMP pool. Batch norm is built both ways and each plan runs on
-// one thread or the pool by measured time: oneDNN's JIT batch norm spins
-// at barriers inside the kernel, which made it 5-10x slower on 2 threads
-// when another process held a core. SIMCLR_DNNL_SERIAL_MEMOPS=1 (or 0)
-// puts every memory-bound kernel on one thread (or the pool), read when
-// the backend is created.
+// one thread or the pool, whichever its first call measured faster:
+// oneDNN's JIT batch norm spins at barriers inside the kernel, which made
+// it 5-10x slower on 2 threads when another process held a core.
+// SIMCLR_DNNL_SERIAL_MEMOPS=1 (or 0) puts every memory-bound kernel on one
+// thread (or the pool), read when the backend is created.
+//
+// # Reproducibility
+//
+// The two ways of each choice round differently, so each backend makes
+// every choice once, on the first call of a shape, and keeps it (tune.go);
+// with a fixed thread count every kernel is then deterministic (static
+// OpenMP schedules, reductions in thread order). The choices that were
+// timed are the backend's engine.Tuning: a resumed training run gives the
+// saved ones back (SetTuning) and so runs every kernel as before.
+// Options.Deterministic replaces timing by a fixed rule (fixedConvWino;
+// batch norm on the pool), so that two fresh processes agree bit for bit.
+// Results still depend on the thread count, the CPU's instruction set and
+// the oneDNN version.
 //
 // Accuracy measured on an AVX2 machine (direct algorithms): every kernel
 // within 8e-7 of the Reference (largest: convolutions); the gradients of a

@@ -17,7 +17,7 @@ import (
 
 // TestSteadyStateCreatesNothing runs the same training step repeatedly on
 // a pooled tape: once the first steps have built every plan (batch norms
-// get one per thread mode, both tried in steps 1-4), no plan (the only
+// get one per thread mode, both timed on the first call), no plan (the only
 // oneDNN allocations) and no workspace buffer may be created, and the
 // fused BN+ReLU backward finds its kept masks valid (no fallback plan that
 // masks with y appears). With no mask budget the fallback runs instead.
@@ -111,44 +111,6 @@ func TestOneOSThread(t *testing.T) {
 	wg.Wait()
 	if n := cThreadsSeen(); n != 1 {
 		t.Errorf("%d OS threads called oneDNN, want 1", n)
-	}
-}
-
-// TestModeStat checks the batch-norm thread-mode choice on simulated costs:
-// it settles on the cheaper mode, probes the other one rarely, and follows
-// a change of costs (a machine turning busy) within a few calls, but not a
-// single stalled call.
-func TestModeStat(t *testing.T) {
-	var m modeStat
-	cost := [2]float64{1, 5} // parallel fast, serial slow: a quiet machine
-	count := func(calls int) (picks [2]int) {
-		for range calls {
-			mode := m.pick()
-			picks[mode]++
-			m.record(mode, cost[mode])
-		}
-		return picks
-	}
-	if p := count(2 * modeWindow); p != [2]int{modeWindow, modeWindow} {
-		t.Fatalf("first %d calls ran modes %v times, want each %d times", 2*modeWindow, p, modeWindow)
-	}
-	p := count(10 * probeEvery)
-	if p[1] < 5 || p[1] > 15 {
-		t.Errorf("quiet machine: the slow mode ran %d of %d calls, want about one in %d", p[1], 10*probeEvery, probeEvery)
-	}
-	cost[0] = 50 // one stalled call of the fast mode changes nothing
-	count(1)
-	cost[0] = 1
-	if p := count(probeEvery); p[1] > 1 { // one scheduled probe
-		t.Errorf("one stall switched modes for %d calls", p[1]-1)
-	}
-	cost = [2]float64{10, 2} // parallel now 5x slower than serial: a busy machine
-	if p := count(modeWindow + 1); p[1] == 0 {
-		t.Errorf("busy machine: still on the slow mode %d calls after the change", modeWindow+1)
-	}
-	p = count(10 * probeEvery)
-	if p[0] > 15 {
-		t.Errorf("busy machine: the slow mode ran %d of %d calls after the change", p[0], 10*probeEvery)
 	}
 }
 
