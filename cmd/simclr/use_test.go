@@ -104,6 +104,7 @@ func tinyRun(t *testing.T) fixture {
 }
 
 func TestMain(m *testing.M) {
+	runAsSimclr() // exits here when the test binary runs as simclr (repro_test.go)
 	code := m.Run()
 	if fix.root != "" {
 		os.RemoveAll(fix.root)
