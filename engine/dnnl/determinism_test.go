@@ -99,15 +99,35 @@ func TestRepeatedGradientsBitIdentical(t *testing.T) {
 }
 
 // TestDeterministicRepeatedGradients: with Options.Deterministic, repeated
-// gradient computations on 2 threads are bit-identical.
+// gradient computations on 2 threads are bit-identical, and the rule, not
+// timing, chose: nothing is in the backend's Tuning, and the 32-channel
+// conv runs Winograd where this CPU has one.
 func TestDeterministicRepeatedGradients(t *testing.T) {
 	t.Setenv("SIMCLR_CONV_ALGO", "auto")
+	old := convTuneMinFLOP
+	convTuneMinFLOP = 0 // the rule takes Winograd for the 32-channel conv
+	defer func() { convTuneMinFLOP = old }()
 	be, err := NewWithOptions(Options{Threads: 2, Deterministic: true})
 	if err != nil {
 		t.Skipf("oneDNN unavailable: %v", err)
 	}
 	if n, worst := repeatGradients(t, be, 40); n > 0 {
 		t.Errorf("%d of 39 repeated gradient computations differ from the first (relative difference up to %.2g)", n, worst)
+	}
+	b := be.(*backend)
+	if tn := b.Tuning(); len(tn.Choices) != 0 {
+		t.Errorf("deterministic backend timed %v", tn.Choices)
+	}
+	wino := 0
+	b.d.do(func() {
+		for k, a := range b.tune.conv {
+			if k.d[1] == 32 && k.d[4] == 32 && a != convDirect {
+				wino++
+			}
+		}
+	})
+	if want := map[int]int{16: 3, 8: 3}[b.d.blk]; wino != want {
+		t.Errorf("%d directions of the 32-channel conv ran Winograd, want %d (block %d)", wino, want, b.d.blk)
 	}
 }
 

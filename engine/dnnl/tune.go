@@ -234,8 +234,12 @@ func (b *backend) pickConv(c *convCandidates, h *handles) (uint8, bool) {
 		return convDirect, false
 	}
 	if b.algo == algoFixed {
-		if fixedConvWino(dm) && ok(convOwnWino) {
-			return convOwnWino, false
+		if fixedConvWino(dm) {
+			for _, a := range []uint8{convWinograd, convOwnWino} {
+				if ok(a) {
+					return a, false
+				}
+			}
 		}
 		return convDirect, false
 	}
@@ -291,12 +295,11 @@ func (b *backend) ownWinoFaster(c *convCandidates, h *handles) bool {
 }
 
 // fixedConvWino is the rule that replaces timing in deterministic mode for
-// a 3x3 stride-1 convolution with dims dm: the engine's Winograd kernel
-// (where it can run: AVX2, 8-channel blocks) for calls worth at least
-// convTuneMinFLOP with 32 or more channels on both sides, which is what
-// timing chose on the 2-core AVX2 box for ResNet-18 at widths 1/4 and 1;
-// oneDNN's direct kernel otherwise. oneDNN's own Winograd (AVX-512) is
-// never chosen by rule: its error bound is looser (see the package doc).
+// a 3x3 stride-1 convolution with dims dm: Winograd (oneDNN's where it has
+// one, AVX-512; else the engine's, AVX2 with 8-channel blocks) for calls
+// worth at least convTuneMinFLOP with 32 or more channels on both sides,
+// which is what timing chose for ResNet-18 at widths 1/4 and 1 on the
+// 2-core AVX2 box; oneDNN's direct kernel for the rest.
 func fixedConvWino(dm *[13]int64) bool {
 	return convFLOP(dm) >= convTuneMinFLOP && min(dm[1], dm[4]) >= 32
 }
