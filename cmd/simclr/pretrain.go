@@ -25,6 +25,7 @@ LARS by default) on the images of --data, writing RUNDIR:
 
   RUNDIR/config.yaml                      the resolved configuration
   RUNDIR/checkpoints/ckpt-<step>.safetensors  weights, optimizer and position
+  RUNDIR/tuning.json                      kernel choices timed by this run (reused by --resume)
   RUNDIR/metrics.jsonl                    one JSON object per logged step and epoch
   RUNDIR/plots/{loss,lr,knn}.png          training curves
   RUNDIR/.simclr-writer.lock              the writer lock (PID of the last writer)
@@ -44,7 +45,9 @@ Every hyperparameter is a flag and a key of the --config YAML file (the flag
 name with underscores: --weight-decay is weight_decay); flags given
 explicitly override the file. --resume continues the run in --out from its
 last checkpoint, with the run's config.yaml as the base configuration.
-Ctrl-C stops after the current step with a checkpoint. The run ends with a
+Ctrl-C stops after the current step with a checkpoint; a resumed run
+continues bit for bit on the same machine and --threads. --deterministic
+makes two fresh runs bit-identical too (see the README). The run ends with a
 one-line JSON summary on stdout.`,
 		Example: `  simclr pretrain --out runs/fmnist --epochs 5 --batch 128 --width 0.25
   simclr pretrain --data cifar10:data/cifar10@train --out runs/c10 --config c10.yaml
