@@ -100,9 +100,7 @@ func (b *backend) conv(kind int, dm *[13]int64, xl, yl int, bias bool, h *handle
 		var timed bool
 		a, timed = b.chooseConv(ck, kind, dm, xl, yl, bias, h)
 		b.tune.conv[ck] = a
-		if timed {
-			b.tune.timed[ck.describe()] = convAlgoNames[a]
-		}
+		b.tune.record(ck, convAlgoNames[a], timed)
 	}
 	p := b.d.plan(ck.withAlgo(a), "convolution", func() (*plan, error) { return buildConv(a, kind, dm, xl, yl, bias) })
 	must("convolution", p.exec(h))
@@ -164,9 +162,7 @@ func (b *backend) bnRun(name string, k pkey, mk func(serial bool) (*plan, error)
 		var timed bool
 		mode, timed = b.chooseBN(name, k, mk, h, prep)
 		b.tune.bn[k] = mode
-		if timed {
-			b.tune.timed[k.describe()] = bnModeNames[mode]
-		}
+		b.tune.record(k, bnModeNames[mode], timed)
 	}
 	pl := b.d.plan(k.withMode(mode), name, func() (*plan, error) { return mk(mode == bnSerial) })
 	prep(pl)

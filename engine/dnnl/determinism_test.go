@@ -210,6 +210,27 @@ func TestTuningReplays(t *testing.T) {
 		}
 	}
 
+	// A given choice that cannot run here is made again, and the
+	// exported tuning says what runs.
+	if other := map[int]string{16: "wino_f2x3", 8: "winograd"}[a.d.blk]; other != "" {
+		cant := engine.Tuning{Backend: "dnnl", Choices: map[string]string{}}
+		for k := range ta.Choices {
+			if strings.HasPrefix(k, "conv ") {
+				cant.Choices[k] = other
+			}
+		}
+		e := newB()
+		if err := e.SetTuning(cant); err != nil {
+			t.Fatal(err)
+		}
+		newGradNet(e).grads()
+		for k, v := range e.Tuning().Choices {
+			if v == other {
+				t.Errorf("%s: exported %s, which cannot run here", k, v)
+			}
+		}
+	}
+
 	for _, bad := range []engine.Tuning{
 		{Backend: "reference", Choices: map[string]string{}},
 		{Backend: "dnnl", Choices: map[string]string{"gemm 3x3": "direct"}},

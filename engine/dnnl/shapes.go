@@ -4,6 +4,7 @@ package dnnl
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/simclr-go/simclr/engine"
 )
@@ -11,18 +12,6 @@ import (
 // Shape checks: each kernel validates its arguments before they reach C
 // and panics with the op, the tensor and the shapes (engine's error
 // convention), and returns the dimensions its plan key is made of.
-
-func shapeEq(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
 
 func need4(op, name string, t *engine.Tensor) {
 	if t == nil || len(t.Shape()) != 4 {
@@ -38,7 +27,7 @@ func shapeOf(t *engine.Tensor) []int {
 }
 
 func needShape(op, name string, t *engine.Tensor, shape ...int) {
-	if t == nil || !shapeEq(t.Shape(), shape) {
+	if t == nil || !slices.Equal(t.Shape(), shape) {
 		panic(fmt.Sprintf("dnnl: %s: %s is %v, want %v", op, name, shapeOf(t), shape))
 	}
 }

@@ -67,6 +67,17 @@ func newTuning() *tuning {
 	return &tuning{conv: map[pkey]uint8{}, bn: map[pkey]uint8{}, timed: map[string]string{}}
 }
 
+// record notes the choice for choice key k in the exported tuning: under
+// its description if it was timed (or given), and not at all otherwise (a
+// given choice that could not run here is dropped).
+func (t *tuning) record(k pkey, name string, timed bool) {
+	if timed {
+		t.timed[k.describe()] = name
+	} else if len(t.timed) > 0 {
+		delete(t.timed, k.describe())
+	}
+}
+
 // given returns the choice SetTuning gave for the call of choice key k.
 func (t *tuning) given(k pkey, names map[uint8]string) (uint8, bool) {
 	v, ok := t.timed[k.describe()]
@@ -221,8 +232,10 @@ func (b *backend) pickConv(c *convCandidates, h *handles) (uint8, bool) {
 	}
 	_, derr := c.get(convDirect)
 	ok := func(a uint8) bool { _, err := c.get(a); return err == nil }
-	if a, given := b.tune.given(c.ck, convAlgoNames); given && ok(a) {
-		return a, true
+	if b.algo != algoWinograd {
+		if a, given := b.tune.given(c.ck, convAlgoNames); given && ok(a) {
+			return a, true
+		}
 	}
 	if b.algo == algoWinograd || derr != nil {
 		for _, a := range []uint8{convWinograd, convOwnWino} {
