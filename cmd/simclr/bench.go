@@ -35,29 +35,31 @@ type benchOpts struct {
 // benchResult is the JSON line bench prints; the names follow
 // simclr_ref.py's output so the two can be compared side by side.
 type benchResult struct {
-	Arch          string  `json:"arch"`
-	Width         float64 `json:"width"`
-	Stem          string  `json:"stem"`
-	Mode          string  `json:"mode"`
-	Backend       string  `json:"backend"`
-	Threads       int     `json:"threads"`
-	Deterministic bool    `json:"deterministic"`
-	Batch         int     `json:"batch"`
-	ViewsPerStep  int     `json:"views_per_step"`
-	ImagesPerS    float64 `json:"images_per_s"`
-	ViewsPerS     float64 `json:"views_per_s"`
-	MsPerStep     float64 `json:"ms_per_step"`
-	MsPerStepMin  float64 `json:"ms_per_step_min"`
-	MsPerStepMax  float64 `json:"ms_per_step_max"`
-	TimedSteps    int     `json:"timed_steps"`
-	WarmupSteps   int     `json:"warmup_steps"`
-	PeakRSSMiB    float64 `json:"peak_rss_mib"`
-	Params        int     `json:"params"`
-	FwdGFLOPView  float64 `json:"fwd_gflop_per_view"`
-	GFLOPPerStep  float64 `json:"gflop_per_step"`
-	GFLOPS        float64 `json:"gflops"`
-	LastLoss      float64 `json:"last_loss,omitempty"`
-	GoMaxProcs    int     `json:"gomaxprocs"`
+	Arch         string  `json:"arch"`
+	Width        float64 `json:"width"`
+	Stem         string  `json:"stem"`
+	Mode         string  `json:"mode"`
+	Backend      string  `json:"backend"`
+	Threads      int     `json:"threads"`
+	Batch        int     `json:"batch"`
+	ViewsPerStep int     `json:"views_per_step"`
+	ImagesPerS   float64 `json:"images_per_s"`
+	ViewsPerS    float64 `json:"views_per_s"`
+	MsPerStep    float64 `json:"ms_per_step"`
+	MsPerStepMin float64 `json:"ms_per_step_min"`
+	MsPerStepMax float64 `json:"ms_per_step_max"`
+	TimedSteps   int     `json:"timed_steps"`
+	WarmupSteps  int     `json:"warmup_steps"`
+	PeakRSSMiB   float64 `json:"peak_rss_mib"`
+	Params       int     `json:"params"`
+	FwdGFLOPView float64 `json:"fwd_gflop_per_view"`
+	GFLOPPerStep float64 `json:"gflop_per_step"`
+	GFLOPS       float64 `json:"gflops"`
+	LastLoss     float64 `json:"last_loss,omitempty"`
+	GoMaxProcs   int     `json:"gomaxprocs"`
+
+	// Deterministic is --deterministic: kernels chosen by a fixed rule.
+	Deterministic bool `json:"deterministic"`
 }
 
 func newBenchCmd() *cobra.Command {
@@ -185,8 +187,7 @@ func runBench(o benchOpts, b engine.Backend) (benchResult, error) {
 	}
 	res := benchResult{
 		Arch: o.Arch, Width: o.Width, Stem: o.Stem, Mode: o.Mode, Backend: b.Name(), Threads: o.Threads,
-		Deterministic: o.Deterministic,
-		Batch:         B, ViewsPerStep: views,
+		Batch: B, ViewsPerStep: views,
 		ImagesPerS: round(float64(B)/med, 2), ViewsPerS: round(float64(views)/med, 2),
 		MsPerStep: round(1e3*med, 1), MsPerStepMin: round(1e3*sorted[0], 1), MsPerStepMax: round(1e3*sorted[len(sorted)-1], 1),
 		TimedSteps: o.Steps, WarmupSteps: o.Warmup, PeakRSSMiB: round(peakRSSMiB(), 0),
@@ -194,6 +195,7 @@ func runBench(o benchOpts, b engine.Backend) (benchResult, error) {
 		GFLOPPerStep: round(gflopStep, 2), GFLOPS: round(gflopStep/med, 1),
 		GoMaxProcs: runtime.GOMAXPROCS(0),
 	}
+	res.Deterministic = o.Deterministic
 	if o.Mode == "train" {
 		if math.IsNaN(last) || math.IsInf(last, 0) {
 			return res, fmt.Errorf("bench: the loss became %v", last)
