@@ -69,7 +69,8 @@ type trainer struct {
 	loader *data.PairLoader
 	spe    int // steps per epoch
 
-	knn    *knnMonitor
+	knn *knnMonitor
+
 	tuning *runTuning // the backend's kernel choices, saved before each checkpoint
 
 	step, epoch, batch int // position: next batch is (epoch, batch)
