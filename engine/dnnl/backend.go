@@ -29,7 +29,7 @@ type Options struct {
 	// process-wide: the last backend created decides its size.
 	Threads int
 	// Deterministic chooses every kernel by a fixed rule (fixedConvWino,
-	// batch norm on the whole pool) instead of by timing, so that two
+	// batch norm on one thread) instead of by timing, so that two
 	// processes with the same Threads compute the same bits. A
 	// SIMCLR_CONV_ALGO or SIMCLR_DNNL_SERIAL_MEMOPS setting, or a choice
 	// given by SetTuning, still wins.

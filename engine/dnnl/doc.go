@@ -50,7 +50,7 @@
 // timed are the backend's engine.Tuning: a resumed training run gives the
 // saved ones back (SetTuning) and so runs every kernel as before.
 // Options.Deterministic replaces timing by a fixed rule (fixedConvWino;
-// batch norm on the pool), so that two fresh processes agree bit for bit.
+// batch norm on one thread), so that two fresh processes agree bit for bit.
 // Results still depend on the thread count, the CPU's instruction set and
 // the oneDNN version.
 //

@@ -373,7 +373,12 @@ func (b *backend) chooseBN(name string, k pkey, mk func(serial bool) (*plan, err
 		return m, true
 	}
 	if b.det {
-		return bnPool, false // the fixed rule
+		// The fixed rule: one thread. On a quiet machine the pool is
+		// faster (by up to the thread count, on batch norm alone), but
+		// on a busy one it can be 5-10x slower, and one thread's results
+		// do not depend on --threads. SIMCLR_DNNL_SERIAL_MEMOPS=0 puts
+		// it on the pool, deterministically too.
+		return bnSerial, false
 	}
 	var pl [2]*plan
 	for m := range pl {
