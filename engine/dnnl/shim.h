@@ -254,7 +254,7 @@ static size_t g_arena_size;
 // inside the kernel, so when another process holds a core it took 5-10x
 // longer on 2 threads than on one (0.56 s vs 0.09 s per ResNet-18 w1/4
 // B=256 step). Its plans are therefore built either way and the Go side
-// picks by measured time (see bnMode in backend.go).
+// picks one per plan, by measured time or by rule (chooseBN in tune.go).
 // g_serial_memops (SIMCLR_DNNL_SERIAL_MEMOPS) overrides that choice:
 // -1 unset (batch norm as asked, others parallel), 1 every memory-bound
 // primitive on one thread, 0 every one on the pool.
