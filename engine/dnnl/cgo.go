@@ -58,12 +58,6 @@ func cMemopsMode() int { return int(C.shim_memops_mode()) }
 
 func cBlockSize() int { return int(C.shim_block_size()) }
 
-// cVersion is the version of the oneDNN library loaded.
-func cVersion() string {
-	v := C.dnnl_version()
-	return fmt.Sprintf("%d.%d.%d", int(v.major), int(v.minor), int(v.patch))
-}
-
 func finishPlan(p *C.shim_plan, err *C.char, what string) (*plan, error) {
 	if p == nil {
 		return nil, fmt.Errorf("%s: %s", what, C.GoString(err))

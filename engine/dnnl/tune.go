@@ -139,7 +139,7 @@ func machine(d *dispatcher) string {
 	case 8:
 		isa = "AVX2 (nChw8c)"
 	}
-	return fmt.Sprintf("oneDNN %s, %s, %d threads, %s", cVersion(), isa, d.nthr, cpuModel())
+	return fmt.Sprintf("oneDNN %s, %s, %d threads, %s", Version(), isa, d.nthr, cpuModel())
 }
 
 // cpuModel is /proc/cpuinfo's model name (Linux), or "unknown CPU".
