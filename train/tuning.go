@@ -68,8 +68,11 @@ func openTuning(dir string, b engine.Backend, prog *progress) (*runTuning, error
 }
 
 // save writes the backend's choices to the file if they changed since the
-// last write (a first call of a new shape, such as the kNN monitor's last
-// partial batch, adds one).
+// last write (a first call of a new shape adds one). The trainer calls it
+// before every checkpoint. Every shape of a run is seen before its first
+// checkpoint (the training step's in step 1, the kNN monitor's at init);
+// a shape first seen after the last checkpoint would be timed again by a
+// resumed run, which could then choose differently.
 func (r *runTuning) save() error {
 	if r == nil {
 		return nil
