@@ -75,7 +75,11 @@ func NewWithOptions(o Options) (engine.Backend, error) {
 	if o.Deterministic && algo == algoAuto {
 		algo = algoFixed
 	}
-	return &backend{d: d, algo: algo, det: o.Deterministic, tune: newTuning()}, nil
+	b := &backend{d: d, algo: algo, det: o.Deterministic, tune: newTuning()}
+	if algo == algoAuto { // timing: start from the process's choices
+		d.do(func() { b.tune = d.shared.clone() })
+	}
+	return b, nil
 }
 
 type backend struct {
@@ -101,6 +105,10 @@ func (b *backend) conv(kind int, dm *[13]int64, xl, yl int, bias bool, h *handle
 		a, timed = b.chooseConv(ck, kind, dm, xl, yl, bias, h)
 		b.tune.conv[ck] = a
 		b.tune.record(ck, convAlgoNames[a], timed)
+		if _, ok := b.d.shared.conv[ck]; !ok && b.algo == algoAuto {
+			b.d.shared.conv[ck] = a
+			b.d.shared.record(ck, convAlgoNames[a], timed)
+		}
 	}
 	p := b.d.plan(ck.withAlgo(a), "convolution", func() (*plan, error) { return buildConv(a, kind, dm, xl, yl, bias) })
 	must("convolution", p.exec(h))
@@ -163,6 +171,10 @@ func (b *backend) bnRun(name string, k pkey, mk func(serial bool) (*plan, error)
 		mode, timed = b.chooseBN(name, k, mk, h, prep)
 		b.tune.bn[k] = mode
 		b.tune.record(k, bnModeNames[mode], timed)
+		if _, ok := b.d.shared.bn[k]; !ok && b.algo == algoAuto {
+			b.d.shared.bn[k] = mode
+			b.d.shared.record(k, bnModeNames[mode], timed)
+		}
 	}
 	pl := b.d.plan(k.withMode(mode), name, func() (*plan, error) { return mk(mode == bnSerial) })
 	prep(pl)

@@ -141,7 +141,10 @@ func TestTuningReplays(t *testing.T) {
 	old := convTuneMinFLOP
 	convTuneMinFLOP = 0 // time the engine's Winograd too (AVX2) on this small shape
 	defer func() { convTuneMinFLOP = old }()
+	// Each backend starts as in a fresh process, with no choices made
+	// (other backends of this process made some for these shapes).
 	newB := func() *backend {
+		theDisp.do(func() { theDisp.shared = newTuning() })
 		be, err := NewWithOptions(Options{Threads: 2})
 		if err != nil {
 			t.Skipf("oneDNN unavailable: %v", err)
@@ -240,5 +243,37 @@ func TestTuningReplays(t *testing.T) {
 		if err := newB().SetTuning(bad); err == nil {
 			t.Errorf("SetTuning(%+v) accepted", bad)
 		}
+	}
+}
+
+// TestProcessSharesChoices: a second timing backend of one process starts
+// from the first one's choices (no timing, the same bits), as the
+// commands that open several backends in one process expect.
+func TestProcessSharesChoices(t *testing.T) {
+	t.Setenv("SIMCLR_CONV_ALGO", "auto")
+	theDisp.do(func() { theDisp.shared = newTuning() })
+	be, err := NewWithOptions(Options{Threads: 2})
+	if err != nil {
+		t.Skipf("oneDNN unavailable: %v", err)
+	}
+	want := newGradNet(be).grads()
+	a := be.(*backend)
+	b2, _ := NewWithOptions(Options{Threads: 2})
+	b := b2.(*backend)
+	var same bool
+	b.d.do(func() {
+		same = maps.Equal(a.tune.conv, b.tune.conv) && maps.Equal(a.tune.bn, b.tune.bn) && len(b.tune.conv) > 0
+	})
+	if !same {
+		t.Fatalf("the second backend starts with other choices")
+	}
+	got := newGradNet(b).grads()
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("gradient %d: %v on the second backend, %v on the first", i, got[i], want[i])
+		}
+	}
+	if !maps.Equal(a.Tuning().Choices, b.Tuning().Choices) {
+		t.Errorf("tunings differ: %v vs %v", a.Tuning().Choices, b.Tuning().Choices)
 	}
 }

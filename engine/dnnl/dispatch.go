@@ -13,9 +13,8 @@ import (
 
 // dispatcher owns the one OS thread that makes every oneDNN call, and all
 // state touched only from it: the plan cache and the workspace buffers.
-// It is process-wide (one per OpenMP pool); what a backend chose by timing
-// lives in the backend (tune.go), so two backends of one process choose
-// independently, as two processes would.
+// It is process-wide (one per OpenMP pool). What a backend chose lives in
+// the backend (tune.go), so that SetTuning changes one backend only.
 type dispatcher struct {
 	mu   sync.Mutex // serialises callers: one kernel at a time
 	req  chan func()
@@ -30,6 +29,12 @@ type dispatcher struct {
 	gen   uint64
 
 	memops int // cMemopsMode: -1 choose, 0 parallel, 1 serial
+
+	// shared holds the choices the process's timing backends made: a new
+	// one starts from them (tune.go), so that within one process every
+	// such backend runs a shape the same way, as before choices were kept
+	// per backend.
+	shared *tuning
 
 	initErr error
 }
@@ -46,6 +51,8 @@ func start() *dispatcher {
 			done:  make(chan any),
 			plans: make(map[pkey]*plan),
 			ws:    make(map[uintptr]*wsBuf),
+
+			shared: newTuning(),
 		}
 		ready := make(chan error)
 		go d.loop(ready)

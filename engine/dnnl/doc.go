@@ -44,7 +44,9 @@
 // # Reproducibility
 //
 // The two ways of each choice round differently, so each backend makes
-// every choice once, on the first call of a shape, and keeps it (tune.go);
+// every choice once, on the first call of a shape, and keeps it (tune.go;
+// a backend that times starts from the choices of the process's earlier
+// ones, so a process runs each shape one way);
 // with a fixed thread count every kernel is then deterministic (static
 // OpenMP schedules, reductions in thread order). The choices that were
 // timed are the backend's engine.Tuning: a resumed training run gives the

@@ -5,6 +5,7 @@ package dnnl
 import (
 	"bufio"
 	"fmt"
+	"maps"
 	"os"
 	"strings"
 	"time"
@@ -20,11 +21,14 @@ import (
 // run, and a run that is resumed must make the same one: a backend makes
 // each choice once, on the first call of its shape, and keeps it; the
 // choices it timed are its engine.Tuning, which a resumed run gives back
-// with SetTuning.
+// with SetTuning. A backend that times starts from the choices the
+// process's earlier timing backends made (dispatcher.shared), so that
+// within one process a shape always runs the same way.
 //
 // Precedence, for each call: SIMCLR_CONV_ALGO=direct|winograd and
 // SIMCLR_DNNL_SERIAL_MEMOPS=0|1 (experiments); a choice given by
-// SetTuning; the fixed rule of Options.Deterministic; timing.
+// SetTuning; the fixed rule of Options.Deterministic; the process's
+// earlier choice; timing.
 
 // Convolution algorithms (bits 1-2 of a plan key's flags).
 const (
@@ -67,6 +71,14 @@ func newTuning() *tuning {
 	return &tuning{conv: map[pkey]uint8{}, bn: map[pkey]uint8{}, timed: map[string]string{}}
 }
 
+func (t *tuning) clone() *tuning {
+	c := newTuning()
+	maps.Copy(c.conv, t.conv)
+	maps.Copy(c.bn, t.bn)
+	maps.Copy(c.timed, t.timed)
+	return c
+}
+
 // record notes the choice for choice key k in the exported tuning: under
 // its description if it was timed (or given), and not at all otherwise (a
 // given choice that could not run here is dropped).
@@ -101,8 +113,10 @@ func (b *backend) Tuning() engine.Tuning {
 }
 
 // SetTuning makes the backend use t's choices for the calls they describe
-// (engine.Tuner). A choice that cannot run here (oneDNN's Winograd on a
-// CPU without it, say) is made again when its call comes.
+// (engine.Tuner), also over those it took over from the process. A choice
+// that cannot run here (oneDNN's Winograd on a CPU without it, say) is
+// made again when its call comes. Call it before the backend's first
+// kernels: a choice it replaces then never ran.
 func (b *backend) SetTuning(t engine.Tuning) error {
 	if t.Backend != b.Name() {
 		return fmt.Errorf("dnnl: tuning of backend %q, not %q", t.Backend, b.Name())
@@ -122,9 +136,18 @@ func (b *backend) SetTuning(t engine.Tuning) error {
 		}
 	}
 	b.d.do(func() {
-		for k, v := range t.Choices {
-			b.tune.timed[k] = v
+		// Choices this backend took over from the process give way.
+		for k, a := range b.tune.conv {
+			if v, ok := t.Choices[k.describe()]; ok && v != convAlgoNames[a] {
+				delete(b.tune.conv, k)
+			}
 		}
+		for k, m := range b.tune.bn {
+			if v, ok := t.Choices[k.describe()]; ok && v != bnModeNames[m] {
+				delete(b.tune.bn, k)
+			}
+		}
+		maps.Copy(b.tune.timed, t.Choices)
 	})
 	return nil
 }
