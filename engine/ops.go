@@ -95,6 +95,9 @@ func (tp *Tape) BatchNorm(x, gamma, beta *Tensor, st *BNStats, train, relu bool)
 		checkVector(op, "running mean", st.Mean, C, "x", x.shape)
 		checkVector(op, "running var", st.Var, C, "x", x.shape)
 	}
+	if train && tp.bnSync != nil {
+		return tp.batchNormGlobal(x, gamma, beta, st, p)
+	}
 	var mean, variance *Tensor
 	if train {
 		if m < 2 {

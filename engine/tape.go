@@ -27,6 +27,7 @@ type Tape struct {
 	pool       pool
 	nodes      []*node // nodes[:nnodes] are recorded since Reset; the rest are spare
 	nnodes     int
+	bnSync     BNSync // global batch norm over processes (bn_global.go); nil: local
 }
 
 // NewTape returns a tape that runs its kernels on b.
