@@ -37,6 +37,13 @@ type LoaderConfig struct {
 	SkipBad  bool   // replace unreadable images instead of stopping (see PairLoader)
 	Shuffle  bool   // shuffle the order every epoch
 	DropLast bool   // drop the last partial batch
+	// Rank and Ranks shard the batches for data-parallel training: with
+	// Ranks > 1 the loader yields only the Batch/Ranks images
+	// [Rank*Batch/Ranks, (Rank+1)*Batch/Ranks) of each global batch of
+	// Batch images. Order and views are those of the unsharded loader,
+	// so the global batch is the same for every Ranks. Needs DropLast and
+	// Batch a multiple of Ranks.
+	Rank, Ranks int
 }
 
 // DefaultLoaderConfig is the configuration for SimCLR training: shuffled,
@@ -414,6 +421,17 @@ func NewPairLoader(ds Dataset, tf Transform, cfg LoaderConfig) (*PairLoader, err
 	if cfg.Batch < 1 {
 		return nil, fmt.Errorf("data: pair loader: batch size %d, want >= 1", cfg.Batch)
 	}
+	if cfg.Ranks > 1 {
+		if cfg.Rank < 0 || cfg.Rank >= cfg.Ranks {
+			return nil, fmt.Errorf("data: pair loader: rank %d outside [0,%d)", cfg.Rank, cfg.Ranks)
+		}
+		if cfg.Batch%cfg.Ranks != 0 {
+			return nil, fmt.Errorf("data: pair loader: batch %d is not a multiple of the %d ranks", cfg.Batch, cfg.Ranks)
+		}
+		if !cfg.DropLast {
+			return nil, fmt.Errorf("data: pair loader: sharding over ranks needs DropLast (equal shards)")
+		}
+	}
 	eng, err := newEngine(ds, tf, cfg.Workers, cfg.Prefetch, 2)
 	if err != nil {
 		return nil, err
@@ -460,10 +478,15 @@ func (l *PairLoader) EpochFrom(e, start int) iter.Seq2[*PairBatch, error] {
 		}
 		order := l.Order(e)
 		B, vl, n := l.cfg.Batch, l.eng.viewLen, len(order)
+		per, lo := B, 0 // this rank's share of each batch
+		if l.cfg.Ranks > 1 {
+			per = B / l.cfg.Ranks
+			lo = l.cfg.Rank * per
+		}
 		seedHi := mix(l.cfg.Seed ^ mix(uint64(e)+0x5eed))
 		setup := func(b int, j *job) {
-			j.n = min(B, n-b*B)
-			copy(j.idx, order[b*B:b*B+j.n])
+			j.n = min(per, n-b*B-lo)
+			copy(j.idx, order[b*B+lo:b*B+lo+j.n])
 		}
 		process := func(w *worker, j *job, r int) error {
 			i := j.idx[r]
@@ -482,7 +505,7 @@ func (l *PairLoader) EpochFrom(e, start int) iter.Seq2[*PairBatch, error] {
 			}
 			return nil
 		}
-		err := l.eng.iterate(start, nb, B, setup, process, func(j *job) bool {
+		err := l.eng.iterate(start, nb, per, setup, process, func(j *job) bool {
 			p := &j.pair
 			p.N, p.Size = j.n, l.size
 			p.Views = j.views[:2*j.n*vl]
