@@ -176,3 +176,20 @@ func AllgatherVar(c Comm, b []byte) [][]byte {
 	}
 	return out
 }
+
+// BcastVar copies rank 0's byte string, whatever its length, to every rank
+// and returns it.
+func BcastVar(c Comm, b []byte) []byte {
+	if c.Size() == 1 {
+		return b
+	}
+	var nb [8]byte
+	binary.LittleEndian.PutUint64(nb[:], uint64(len(b)))
+	c.BcastBytes(nb[:], 0)
+	n := int(binary.LittleEndian.Uint64(nb[:]))
+	if c.Rank() != 0 {
+		b = make([]byte, n)
+	}
+	c.BcastBytes(b, 0)
+	return b
+}

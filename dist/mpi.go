@@ -34,7 +34,8 @@ static int simclr_bcast(void *buf, int n, int kind, int root) {
 	MPI_Datatype t = kind == 0 ? MPI_FLOAT : MPI_BYTE;
 	return MPI_Bcast(buf, n, t, root, MPI_COMM_WORLD);
 }
-static int simclr_barrier(void) { return MPI_Barrier(MPI_COMM_WORLD); }
+static int simclr_ibarrier(MPI_Request *req) { return MPI_Ibarrier(MPI_COMM_WORLD, req); }
+static int simclr_test(MPI_Request *req, int *done) { return MPI_Test(req, done, MPI_STATUS_IGNORE); }
 static void simclr_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
 static int simclr_finalize(void) { return MPI_Finalize(); }
 static int simclr_errstr(int rc, char *buf) {
@@ -49,6 +50,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 	"unsafe"
 )
 
@@ -171,7 +173,24 @@ func mpiBcast[T any](c *mpiComm, buf []T, root, kind int) {
 
 func (c *mpiComm) BcastF32(buf []float32, root int) { mpiBcast(c, buf, root, 0) }
 func (c *mpiComm) BcastBytes(buf []byte, root int)  { mpiBcast(c, buf, root, 1) }
-func (c *mpiComm) Barrier()                         { c.do("MPI_Barrier", func() C.int { return C.simclr_barrier() }) }
+
+// Barrier waits for every rank without spinning: ranks wait here while
+// rank 0 measures the kNN monitor or writes a checkpoint, and a spinning
+// MPI_Barrier would take a core from it.
+func (c *mpiComm) Barrier() {
+	var req C.MPI_Request
+	c.do("MPI_Ibarrier", func() C.int { return C.simclr_ibarrier(&req) })
+	pause := 50 * time.Microsecond
+	for {
+		var done C.int
+		c.do("MPI_Test", func() C.int { return C.simclr_test(&req, &done) })
+		if done != 0 {
+			return
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 10*time.Millisecond)
+	}
+}
 
 // Abort prints msg and takes the whole job down (MPI_Abort: mpirun kills
 // every rank, which exit non-zero).

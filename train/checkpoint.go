@@ -207,6 +207,23 @@ func readCheckpoint(path string) (*checkpointFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %w", err)
 	}
+	return checkpointOf(path, f)
+}
+
+// parseCheckpoint is readCheckpoint on the file's bytes, as received from
+// rank 0 by the other ranks of a data-parallel run (path names it in
+// errors); the bytes are verified the same way.
+func parseCheckpoint(path string, b []byte) (*checkpointFile, error) {
+	f, err := stfile.Parse(path, b)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %w", err)
+	}
+	return checkpointOf(path, f)
+}
+
+// checkpointOf checks that a verified safetensors file is a simclr
+// checkpoint and decodes its metadata.
+func checkpointOf(path string, f *stfile.File) (*checkpointFile, error) {
 	kv := f.Metadata
 	if kv["format"] != CheckpointFormat {
 		return nil, fmt.Errorf("checkpoint %s: not a simclr checkpoint (metadata format %q, want %q)", path, kv["format"], CheckpointFormat)

@@ -93,6 +93,13 @@ type Config struct {
 	LogEvery        int  `yaml:"log_every" help:"write a metrics.jsonl step record every N steps"`
 
 	ResumeFrom string `yaml:"resume_from" help:"continue from this checkpoint of --out (RUNDIR/checkpoints/ckpt-<step>.safetensors; implies --resume), e.g. an older one when the newest is damaged; later checkpoints are moved to RUNDIR/checkpoints/superseded/"`
+
+	// Data-parallel runs (mpirun -np N simclr pretrain ...; see package dist).
+	BN             string `yaml:"bn" help:"batch norm under mpirun: global (statistics of the whole global batch, the paper's) | local (each process's own, leaky; for comparison)"`
+	SyncCheckEvery int    `yaml:"sync_check_every" help:"debug, under mpirun: compare a hash of the weights across processes every N steps (0 = off)"`
+	// WorldSize is the number of processes of the run that wrote the
+	// file (recorded, not a setting: a run may resume with another).
+	WorldSize int `yaml:"world_size" flag:"-"`
 }
 
 // DefaultConfig returns the paper's defaults (SimCLR v1, appendix B) sized
@@ -120,6 +127,7 @@ func DefaultConfig() Config {
 		CheckpointEvery: 1000,
 		KeepCheckpoints: 3,
 		LogEvery:        10,
+		BN:              "global",
 	}
 }
 
@@ -186,6 +194,7 @@ func (c *Config) Validate() error {
 		{"checkpoint_every", c.CheckpointEvery, 0, " (0 = epoch ends only)"},
 		{"keep_checkpoints", c.KeepCheckpoints, 1, ""},
 		{"log_every", c.LogEvery, 1, ""},
+		{"sync_check_every", c.SyncCheckEvery, 0, " (0 = off)"},
 	} {
 		if r.v < r.min {
 			bad("%s %d: must be >= %d%s", r.key, r.v, r.min, r.why)
@@ -199,6 +208,9 @@ func (c *Config) Validate() error {
 	}
 	if !finite(c.Temperature) || c.Temperature < 0 || (c.Temperature > 0 && c.Temperature < 0.01) {
 		bad("temperature %g: want >= 0.01 (0 = preset default)", c.Temperature)
+	}
+	if c.BN != "global" && c.BN != "local" {
+		bad("bn %q: want global or local", c.BN)
 	}
 	if !finite(c.KNNTau) || c.KNNTau <= 0 {
 		bad("knn_tau %g: must be > 0", c.KNNTau)

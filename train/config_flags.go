@@ -36,7 +36,7 @@ func BindFlags(fs *pflag.FlagSet, def Config) *Flags {
 		if f.Name == "Config" {
 			name = "config"
 		}
-		if name == "" {
+		if name == "" || f.Tag.Get("flag") == "-" { // flag:"-": recorded, not set
 			continue
 		}
 		help := f.Tag.Get("help")
@@ -107,7 +107,7 @@ func (fl *Flags) Apply(c *Config) {
 			continue
 		}
 		name := yamlKey(t.Field(i))
-		if name == "" || !fl.fs.Changed(flagName(name)) {
+		if name == "" || t.Field(i).Tag.Get("flag") == "-" || !fl.fs.Changed(flagName(name)) {
 			continue
 		}
 		dst.Field(i).Set(src.Field(i))

@@ -224,6 +224,7 @@ func (c Config) trajectory() Config {
 	h.Threads, h.ThreadsForce, h.Workers, h.Deterministic = 0, false, 0, false
 	h.LogEvery, h.CheckpointEvery, h.KeepCheckpoints = 0, 0, 0
 	h.KNNEvery, h.KNNTrain, h.KNNTest, h.KNNK, h.KNNTau = 0, "", "", 0, 0
+	h.SyncCheckEvery, h.WorldSize = 0, 0 // resuming with another world size continues the same trajectory
 	return h
 }
 

@@ -21,6 +21,10 @@ type Record struct {
 	LR             *float64 `json:"lr,omitempty"`
 	ImgS           *float64 `json:"img_s,omitempty"`     // source images per second since the last record
 	DataWait       *float64 `json:"data_wait,omitempty"` // share of that time spent waiting for batches
+	// Data-parallel runs: the number of processes, and the mean time per
+	// step spent in their collectives since the last record.
+	WorldSize int      `json:"world_size,omitempty"`
+	CommS     *float64 `json:"comm_s,omitempty"`
 
 	// Epoch records.
 	KNNTop1 *float64 `json:"knn_top1,omitempty"`
@@ -46,6 +50,9 @@ func openMetrics(path string) (*metricsLog, error) {
 }
 
 func (m *metricsLog) write(r Record) error {
+	if m == nil { // not rank 0 of a data-parallel run
+		return nil
+	}
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err

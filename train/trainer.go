@@ -13,6 +13,7 @@ import (
 
 	"github.com/simclr-go/simclr/augment"
 	"github.com/simclr-go/simclr/data"
+	"github.com/simclr-go/simclr/dist"
 	"github.com/simclr-go/simclr/engine"
 	"github.com/simclr-go/simclr/engine/backends"
 	"github.com/simclr-go/simclr/loss"
@@ -31,6 +32,14 @@ type Options struct {
 	// the run at once, without writing a checkpoint, as a crash would
 	// (tests use it to kill a run).
 	AfterStep func(step int, loss float64) error
+	// Comm spreads the global batch over the processes of an MPI job
+	// (package dist); nil means one process.
+	Comm dist.Comm
+	// DumpGrads, when set, is a file that rank 0 fills with the gradients
+	// of step 1 after they are summed over the processes (float32 little
+	// endian, parameters in model order): a debug aid for the
+	// distributed-equivalence test.
+	DumpGrads string
 }
 
 // Summary is the result of a run, printed by `simclr pretrain` as one JSON
@@ -46,8 +55,12 @@ type Summary struct {
 	// training steps in this invocation, kNN monitor excluded.
 	ImagesPerS float64 `json:"images_per_s"`
 	Backend    string  `json:"backend"`
-	RunDir     string  `json:"run_dir"`
-	Checkpoint string  `json:"checkpoint,omitempty"`
+	// WorldSize is the number of processes (mpirun -np); CommSPerStep the
+	// mean time per step spent in their collectives.
+	WorldSize    int     `json:"world_size"`
+	CommSPerStep float64 `json:"comm_s_per_step,omitempty"`
+	RunDir       string  `json:"run_dir"`
+	Checkpoint   string  `json:"checkpoint,omitempty"`
 }
 
 // ErrNonFinite is wrapped by the error of a run stopped by a NaN or
@@ -69,7 +82,8 @@ type trainer struct {
 	loader *data.PairLoader
 	spe    int // steps per epoch
 
-	knn *knnMonitor
+	knn  *knnMonitor
+	dist *distributed
 
 	tuning *runTuning // the backend's kernel choices, saved before each checkpoint
 
@@ -82,6 +96,7 @@ type trainer struct {
 	lastKNN            *float64
 	lastCkpt           string
 	lastCkptStep       int
+	stepsRun           int // steps taken by this invocation
 	metrics            *metricsLog
 }
 
@@ -102,33 +117,64 @@ func Pretrain(ctx context.Context, cfg Config, progress io.Writer, opts Options)
 	if err != nil {
 		return Summary{}, fmt.Errorf("augmentation: %w", err)
 	}
-	t := &trainer{cfg: cfg, opts: opts, prog: newProgress(progress), dir: cfg.Out, ckdir: filepath.Join(cfg.Out, "checkpoints")}
-
-	// One writer per run directory: the lock is taken before anything in
-	// it is read or written, and held until Pretrain returns.
-	lock, err := lockNewOrExistingRun(cfg.Out)
-	if err != nil {
+	d := newDistributed(opts.Comm)
+	d.dumpGrads = opts.DumpGrads
+	if err := d.checkBatch(cfg.Batch); err != nil {
 		return Summary{}, err
 	}
-	defer lock.Release()
-	if lock.Warning != "" {
-		t.prog.println("%s", lock.Warning)
+	cfg.WorldSize = d.size()
+	if !d.root() {
+		progress = io.Discard // rank 0 shows progress for the job
+	}
+	t := &trainer{cfg: cfg, opts: opts, prog: newProgress(progress), dir: cfg.Out, ckdir: filepath.Join(cfg.Out, "checkpoints"), dist: d}
+
+	// One writer per run directory, rank 0 (the other ranks never write
+	// it): the lock is taken before anything in it is read or written, and
+	// held until Pretrain returns.
+	if d.root() {
+		lock, err := lockNewOrExistingRun(cfg.Out)
+		if err != nil {
+			return Summary{}, err
+		}
+		defer lock.Release()
+		if lock.Warning != "" {
+			t.prog.println("%s", lock.Warning)
+		}
 	}
 
-	// Resume: the checkpoint must come from the same trajectory.
+	// Resume: the checkpoint must come from the same trajectory. Rank 0
+	// finds and verifies it (the run directory may exist on its host
+	// only); with several ranks every rank restores from the same bytes,
+	// received from rank 0 and verified again.
 	var ck *checkpointFile
 	var abandoned []string // checkpoints after --resume-from's step
 	if cfg.Resume || cfg.ResumeFrom != "" {
-		if _, err := LatestCheckpoint(cfg.Out); err != nil {
-			return Summary{}, fmt.Errorf("nothing to resume: %w; start the run without --resume", err)
+		var path string
+		var b []byte
+		if d.root() {
+			if _, err := LatestCheckpoint(cfg.Out); err != nil {
+				return Summary{}, fmt.Errorf("nothing to resume: %w; start the run without --resume", err)
+			}
+			if ck, abandoned, err = resumeCheckpoint(cfg.Out, cfg.ResumeFrom); err != nil {
+				return Summary{}, fmt.Errorf("cannot resume: %w", err)
+			}
+			if !ck.Verified {
+				t.prog.println("%s", stfile.UnverifiedWarning(ck.Path))
+			}
+			path = ck.Path
+			if d.size() > 1 {
+				if b, err = os.ReadFile(path); err != nil {
+					return Summary{}, fmt.Errorf("checkpoint: %w", err)
+				}
+			}
 		}
-		if ck, abandoned, err = resumeCheckpoint(cfg.Out, cfg.ResumeFrom); err != nil {
-			return Summary{}, fmt.Errorf("cannot resume: %w", err)
+		if d.size() > 1 {
+			path = string(dist.BcastVar(d.comm, []byte(path)))
+			if ck, err = parseCheckpoint(path, dist.BcastVar(d.comm, b)); err != nil {
+				return Summary{}, err
+			}
 		}
-		if !ck.Verified {
-			t.prog.println("%s", stfile.UnverifiedWarning(ck.Path))
-		}
-	} else if paths, _, _ := listCheckpoints(t.ckdir); len(paths) > 0 {
+	} else if paths, _, _ := listCheckpoints(t.ckdir); d.root() && len(paths) > 0 {
 		return Summary{}, fmt.Errorf("run directory %s already has checkpoints; continue it with --resume or choose another --out", cfg.Out)
 	}
 
@@ -143,6 +189,7 @@ func Pretrain(ctx context.Context, cfg Config, progress io.Writer, opts Options)
 	t.loader, err = data.NewPairLoader(ds, tf, data.LoaderConfig{
 		Batch: cfg.Batch, Workers: cfg.Workers, Seed: uint64(cfg.Seed),
 		SkipBad: cfg.SkipBad, Shuffle: true, DropLast: true,
+		Rank: d.comm.Rank(), Ranks: d.size(),
 	})
 	if err != nil {
 		return Summary{}, fmt.Errorf("training data %s: %w", cfg.Data, err)
@@ -155,6 +202,9 @@ func Pretrain(ctx context.Context, cfg Config, progress io.Writer, opts Options)
 	cfg.HeadHidden = t.model.Head.Config().Hidden
 	cfg.HeadOut = t.model.Head.Config().Out
 	t.cfg = cfg
+	if err := d.checkConfig(cfg, ds.Len()); err != nil {
+		return Summary{}, err
+	}
 	if ck != nil {
 		var prev Config = DefaultConfig()
 		if err := prev.decodeYAML(ck.Path+" (embedded config)", ck.Config); err != nil {
@@ -180,6 +230,9 @@ func Pretrain(ctx context.Context, cfg Config, progress io.Writer, opts Options)
 		}
 	}
 	t.tp = engine.NewTape(backend)
+	if cfg.BN == "global" {
+		t.tp.SetBNSync(d.comm) // a no-op with one process
+	}
 	if t.opt, err = newOptimizer(cfg, t.model); err != nil {
 		return Summary{}, err
 	}
@@ -189,55 +242,81 @@ func Pretrain(ctx context.Context, cfg Config, progress io.Writer, opts Options)
 		return Summary{}, err
 	}
 
-	if err := os.MkdirAll(t.ckdir, 0o755); err != nil {
-		return Summary{}, fmt.Errorf("run directory: %w", err)
-	}
-	removeStaleTemps(t.ckdir)
-	if moved, err := setAsideCheckpoints(t.ckdir, abandoned); err != nil {
-		return Summary{}, fmt.Errorf("--resume-from: set aside the later checkpoints: %w", err)
-	} else if moved != "" {
-		t.prog.println("--resume-from %s: the %d later checkpoints were moved to %s", ck.Path, len(abandoned), moved)
-	}
 	saved := cfg
 	saved.Resume, saved.ResumeFrom = false, "" // the file describes the run, not how it was started
 	if t.cfgY, err = saved.yamlBytes(); err != nil {
 		return Summary{}, err
 	}
-	if err := saved.Save(filepath.Join(cfg.Out, "config.yaml")); err != nil {
-		return Summary{}, fmt.Errorf("save config: %w", err)
-	}
-	if t.tuning, err = openTuning(cfg.Out, backend, t.prog); err != nil {
-		return Summary{}, err
-	}
-	metricsPath := filepath.Join(cfg.Out, "metrics.jsonl")
 	if ck != nil {
 		if err := t.restore(ck); err != nil {
 			return Summary{}, err
 		}
-		if err := truncateMetrics(metricsPath, t.step, t.epoch); err != nil {
+	}
+	d.start(t.model, cfg.SyncCheckEvery)
+	if d.root() { // only rank 0 writes the run directory
+		if err := t.openRunDir(saved, ck, abandoned); err != nil {
 			return Summary{}, err
 		}
-		t.prog.println("resuming %s from step %d (epoch %d, batch %d of %d)", ck.Path, t.step, t.epoch+1, t.batch, t.spe)
-	} else if err := os.WriteFile(metricsPath, nil, 0o644); err != nil {
-		return Summary{}, fmt.Errorf("metrics: %w", err)
-	}
-	if t.metrics, err = openMetrics(metricsPath); err != nil {
-		return Summary{}, err
-	}
-	defer t.metrics.Close()
-
-	if t.knn, err = newKNNMonitor(cfg, ds, tf, t.prog); err != nil {
-		return Summary{}, err
+		defer t.metrics.Close()
+		// The kernel choices saved with the run are rank 0's; the other
+		// ranks choose for their own share of the batch.
+		if t.tuning, err = openTuning(cfg.Out, backend, t.prog); err != nil {
+			return Summary{}, err
+		}
+		if ck != nil {
+			t.prog.println("resuming %s from step %d (epoch %d, batch %d of %d)", ck.Path, t.step, t.epoch+1, t.batch, t.spe)
+		}
+		if t.knn, err = newKNNMonitor(cfg, ds, tf, t.prog); err != nil {
+			return Summary{}, err
+		}
 	}
 	t.prog.println("simclr: %s x%g (%s stem, head %s %d-%d-%d), %d params; %s: %d images, %d steps/epoch x %d epochs, batch %d; %s, lr %.4g peak, tau %g; backend %s",
 		cfg.Arch, cfg.Width, cfg.Stem, cfg.Head, t.model.Encoder.OutDim(), cfg.HeadHidden, cfg.HeadOut, nn.NumParams(t.model),
 		cfg.Data, ds.Len(), t.spe, cfg.Epochs, cfg.Batch, cfg.Optimizer, t.sched.Peak(), cfg.Temperature, backend.Name())
 
+	if d.size() > 1 {
+		t.prog.println("data parallel: %d processes x %d images of each batch of %d; batch norm %s", d.size(), cfg.Batch/d.size(), cfg.Batch, cfg.BN)
+	}
+
 	sum, err := t.loop(ctx, start)
 	t.prog.done()
-	sum.Backend, sum.RunDir = backend.Name(), cfg.Out
-	t.plot()
+	sum.Backend, sum.RunDir, sum.WorldSize = backend.Name(), cfg.Out, d.size()
+	if sum.Steps > 0 && d.comm.Calls > 0 {
+		sum.CommSPerStep = d.comm.Total.Seconds() / float64(max(t.stepsRun, 1))
+	}
+	if d.root() {
+		t.plot()
+	}
 	return sum, err
+}
+
+// openRunDir creates the run directory's files (rank 0's job): the
+// checkpoint folder, config.yaml and metrics.jsonl (truncated to the
+// checkpoint's position when resuming).
+func (t *trainer) openRunDir(saved Config, ck *checkpointFile, abandoned []string) error {
+	if err := os.MkdirAll(t.ckdir, 0o755); err != nil {
+		return fmt.Errorf("run directory: %w", err)
+	}
+	removeStaleTemps(t.ckdir)
+	if moved, err := setAsideCheckpoints(t.ckdir, abandoned); err != nil {
+		return fmt.Errorf("--resume-from: set aside the later checkpoints: %w", err)
+	} else if moved != "" {
+		t.prog.println("--resume-from %s: the %d later checkpoints were moved to %s", ck.Path, len(abandoned), moved)
+	}
+	if err := saved.Save(filepath.Join(t.dir, "config.yaml")); err != nil {
+		return fmt.Errorf("save config: %w", err)
+	}
+	metricsPath := filepath.Join(t.dir, "metrics.jsonl")
+	if ck != nil {
+		if err := truncateMetrics(metricsPath, t.step, t.epoch); err != nil {
+			return err
+		}
+	} else if err := os.WriteFile(metricsPath, nil, 0o644); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	var err error
+	t.metrics, err = openMetrics(metricsPath)
+	return err
 }
 
 // newOptimizer builds cfg's optimizer over the model's parameters, named
@@ -287,6 +366,9 @@ func (t *trainer) restore(ck *checkpointFile) error {
 // checkpoint writes the current state, after checking that the weights are
 // finite (a checkpoint must never hold a diverged model).
 func (t *trainer) checkpoint() error {
+	if !t.dist.root() {
+		return nil
+	}
 	for _, p := range t.model.Params() {
 		for _, v := range p.T.Data() {
 			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
@@ -356,6 +438,9 @@ func (t *trainer) loop(ctx context.Context, start time.Time) (Summary, error) {
 			return t.finish(sum), fmt.Errorf("interrupted before the first step (%w)", context.Cause(ctx))
 		}
 	}
+	if t.step == 0 {
+		t.dist.wait() // for rank 0's kNN at init
+	}
 
 	var (
 		trainSecs  float64 // time in training steps, this invocation
@@ -368,6 +453,7 @@ func (t *trainer) loop(ctx context.Context, start time.Time) (Summary, error) {
 		logT := time.Now()
 		logWait := t.loader.Stats().WaitTime
 		logSteps := 0
+		logComm := t.dist.comm.Total
 		tStep := time.Now()
 		for b, err := range t.loader.EpochFrom(t.epoch, t.batch) {
 			if err != nil {
@@ -375,17 +461,24 @@ func (t *trainer) loop(ctx context.Context, start time.Time) (Summary, error) {
 			}
 			t.tp.Reset()
 			x := engine.FromData(b.Views, 2*b.N, 3, b.Size, b.Size)
-			z := t.model.Forward(t.tp, x, true)
-			l, st := loss.NTXent(t.tp, z, b.N, float32(cfg.Temperature))
+			z := t.dist.gather(t.tp, t.model.Forward(t.tp, x, true))
+			l, st := loss.NTXent(t.tp, z, b.N*t.dist.size(), float32(cfg.Temperature))
 			if math.IsNaN(st.Loss) || math.IsInf(st.Loss, 0) {
 				return t.finish(sum), fmt.Errorf("%w: the loss is %v at step %d (epoch %d); stopping. The last good checkpoint is %s. Try a lower --lr, a higher --temperature or more warm-up",
 					ErrNonFinite, st.Loss, t.step+1, t.epoch+1, orNone(t.lastGoodCheckpoint()))
 			}
 			t.opt.ZeroGrad()
 			t.tp.Backward(l)
+			if err := t.dist.afterBackward(t.step + 1); err != nil {
+				return t.finish(sum), err
+			}
 			lr := t.sched.LR(t.step)
 			t.opt.Step(float32(lr))
 			t.step++
+			t.stepsRun++
+			if err := t.dist.afterStep(t.step); err != nil {
+				return t.finish(sum), err
+			}
 			t.batch++
 			t.lastLoss = st.Loss
 			t.epochLossSum += st.Loss
@@ -420,10 +513,14 @@ func (t *trainer) loop(ctx context.Context, start time.Time) (Summary, error) {
 			if logged {
 				rec := Record{Type: "step", Step: t.step, Epoch: t.epoch + 1, Loss: f64(st.Loss),
 					ContrastiveAcc: f64(st.Accuracy), LR: f64(lr), ImgS: f64(s.ImgS), DataWait: f64(s.WaitShare)}
+				if t.dist.size() > 1 {
+					rec.WorldSize = t.dist.size()
+					rec.CommS = f64((t.dist.comm.Total - logComm).Seconds() / float64(logSteps))
+				}
 				if err := t.metrics.write(rec); err != nil {
 					return t.finish(sum), err
 				}
-				logT, logWait, logSteps = time.Now(), t.loader.Stats().WaitTime, 0
+				logT, logWait, logSteps, logComm = time.Now(), t.loader.Stats().WaitTime, 0, t.dist.comm.Total
 			}
 
 			if t.batch == t.spe {
@@ -433,6 +530,7 @@ func (t *trainer) loop(ctx context.Context, start time.Time) (Summary, error) {
 				if err := t.checkpoint(); err != nil {
 					return t.finish(sum), err
 				}
+				t.dist.wait()
 			}
 			if ctx.Err() != nil {
 				return t.interrupted(ctx, sum)
@@ -474,7 +572,10 @@ func (t *trainer) loop(ctx context.Context, start time.Time) (Summary, error) {
 		if err := t.checkpoint(); err != nil {
 			return t.finish(sum), err
 		}
-		t.plot()
+		if t.dist.root() {
+			t.plot()
+		}
+		t.dist.wait() // for rank 0's kNN, checkpoint and plots
 		if ctx.Err() != nil && t.epoch < cfg.Epochs {
 			return t.interrupted(ctx, sum)
 		}

@@ -46,6 +46,7 @@ func main() {
 	dnnl.SetupProcess() // passive OpenMP waiting; may re-execute the program once
 	err := rootCmd.Execute()
 	pprof.StopCPUProfile() // flushes the profile; a no-op without one
+	endComm(err)           // under mpirun: finalize, or abort the whole job on an error
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "simclr:", err)
 		os.Exit(1)

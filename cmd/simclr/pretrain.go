@@ -17,6 +17,7 @@ func init() { rootCmd.AddCommand(newPretrainCmd()) }
 
 func newPretrainCmd() *cobra.Command {
 	var fl *train.Flags
+	var dumpGrads string
 	cmd := &cobra.Command{
 		Use:   "pretrain --data SPEC --out RUNDIR [--config FILE.yaml] [flags]",
 		Short: "Pretrain an encoder with SimCLR on unlabelled images",
@@ -48,7 +49,11 @@ last checkpoint, with the run's config.yaml as the base configuration.
 Ctrl-C stops after the current step with a checkpoint; a resumed run
 continues bit for bit on the same machine and --threads. --deterministic
 makes two fresh runs bit-identical too (see the README). The run ends with a
-one-line JSON summary on stdout.`,
+one-line JSON summary on stdout.
+
+Under mpirun (mpirun -np N simclr pretrain ...) the global batch --batch is
+spread over N processes (--threads each); see the README's section on
+several machines. Only rank 0 writes RUNDIR and prints.`,
 		Example: `  simclr pretrain --out runs/fmnist --epochs 5 --batch 128 --width 0.25
   simclr pretrain --data cifar10:data/cifar10@train --out runs/c10 --config c10.yaml
   simclr pretrain --out runs/c10 --resume
@@ -58,6 +63,10 @@ one-line JSON summary on stdout.`,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := pretrainConfig(fl)
+			if err != nil {
+				return err
+			}
+			comm, err := initComm()
 			if err != nil {
 				return err
 			}
@@ -77,7 +86,7 @@ one-line JSON summary on stdout.`,
 				case <-ctx.Done():
 				}
 			}()
-			sum, err := train.Pretrain(ctx, cfg, cmd.ErrOrStderr(), train.Options{})
+			sum, err := train.Pretrain(ctx, cfg, cmd.ErrOrStderr(), train.Options{Comm: comm, DumpGrads: dumpGrads})
 			if err != nil {
 				return err
 			}
@@ -85,11 +94,15 @@ one-line JSON summary on stdout.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), string(b))
+			if comm.Rank() == 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), string(b))
+			}
 			return nil
 		},
 	}
 	fl = train.BindFlags(cmd.Flags(), train.DefaultConfig())
+	cmd.Flags().StringVar(&dumpGrads, "debug-dump-grads", "", "write the (summed) gradients of step 1 to this file (float32, model order); for the distributed-equivalence test")
+	_ = cmd.Flags().MarkHidden("debug-dump-grads")
 	return cmd
 }
 
