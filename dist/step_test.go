@@ -3,6 +3,7 @@ package dist_test
 import (
 	"fmt"
 	"math"
+	"os"
 	"math/rand/v2"
 	"testing"
 
@@ -95,7 +96,10 @@ func TestDistributedStepMatchesOneProcess(t *testing.T) {
 		}
 		backends["dnnl"] = func() engine.Backend { return b }
 	}
-	const B, S = 8, 16
+	B, S := 8, 16
+	if os.Getenv("BIG") != "" {
+		B, S = 32, 32
+	}
 	xs := smoothViews(B, S)
 	for name, mk := range backends {
 		for _, v2 := range []bool{false, true} {

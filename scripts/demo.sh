@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 export PATH="$PATH:/usr/local/go/bin"
 mkdir -p bin
-go build -o bin/simclr ./cmd/simclr
+# -tags mpi: the binary also runs under mpirun (data-parallel, README).
+go build -tags mpi -o bin/simclr ./cmd/simclr
 rm -rf runs/demo
 # Width 1/8 and batch 64 give enough steps in a few minutes on 2 cores; crops
 # keep at least half of the 28-px garment (0.08 of it is a few pixels).
