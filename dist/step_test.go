@@ -3,8 +3,8 @@ package dist_test
 import (
 	"fmt"
 	"math"
-	"os"
 	"math/rand/v2"
+	"os"
 	"testing"
 
 	"github.com/simclr-go/simclr/dist"
