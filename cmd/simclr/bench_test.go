@@ -3,18 +3,21 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/simclr-go/simclr/dist"
 	"github.com/simclr-go/simclr/engine"
 )
 
 func TestBenchTiny(t *testing.T) {
 	for _, mode := range []string{"train", "embed"} {
 		o := benchOpts{Arch: "resnet18", Stem: "cifar", Head: "v1", Mode: mode, Width: 0.125, Temperature: 0.5,
-			Batch: 4, Steps: 3, Warmup: 1, Size: 8}
-		r, err := runBench(o, engine.Reference())
+			Batch: 4, Steps: 3, Warmup: 1, Size: 8, BN: "global"}
+		r, err := runBench(o, engine.Reference(), dist.Single())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -36,6 +39,44 @@ func TestBenchTiny(t *testing.T) {
 		if want := mult * r.FwdGFLOPView * float64(views); math.Abs(r.GFLOPPerStep-want) > 0.01+1e-3*want {
 			t.Errorf("%s: gflop_per_step %v, want %v", mode, r.GFLOPPerStep, want)
 		}
+	}
+}
+
+// The data-parallel bench over 2 in-process ranks: the global batch is
+// split, the first step's loss is the one-process loss, and the
+// communication time and every rank's memory are reported.
+func TestBenchRanks(t *testing.T) {
+	o := benchOpts{Arch: "resnet18", Stem: "cifar", Head: "v1", Mode: "train", Width: 0.125, Temperature: 0.5,
+		Batch: 4, Steps: 1, Warmup: 0, Size: 8, BN: "global"}
+	one, err := runBench(o, engine.Reference(), dist.Single())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := dist.InProc(2)
+	res := make([]benchResult, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for r := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[r], errs[r] = runBench(o, engine.Reference(), cs[r])
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	r := res[0]
+	if r.WorldSize != 2 || r.ViewsPerStep != 8 || !(r.CommMsPerStep > 0) || len(r.PeakRSSRanks) != 2 || r.BN != "global" {
+		t.Errorf("2 ranks: %+v", r)
+	}
+	if math.Abs(r.LastLoss-one.LastLoss) > 1e-4 {
+		t.Errorf("2 ranks: loss %v, one process %v", r.LastLoss, one.LastLoss)
+	}
+	o.Batch = 5
+	if _, err := runBench(o, engine.Reference(), dist.InProc(2)[0]); err == nil || !strings.Contains(err.Error(), "not a multiple of the 2 processes") {
+		t.Errorf("odd batch over 2 ranks: %v", err)
 	}
 }
 
