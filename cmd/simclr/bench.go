@@ -301,8 +301,11 @@ func benchAllreduce(w io.Writer, c dist.Comm, steps int) error {
 		buf := make([]float32, bytes/4)
 		c.AllreduceF32(buf) // warm-up (connection set-up, page faults)
 		ts := make([]float64, steps)
+		sync := make([]float32, 1)
 		for i := range ts {
-			c.Barrier()
+			// A 4-byte allreduce lines the ranks up (Barrier sleeps
+			// while it waits, which would leave them skewed).
+			c.AllreduceF32(sync)
 			t0 := time.Now()
 			c.AllreduceF32(buf)
 			ts[i] = time.Since(t0).Seconds()

@@ -3,16 +3,23 @@
 package main
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/png"
 	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // The MPI tests run this test binary under mpirun: with SIMCLR_MPI_ARGS set
@@ -20,6 +27,13 @@ import (
 // any test runs.
 func init() {
 	if a := os.Getenv("SIMCLR_MPI_ARGS"); a != "" {
+		rank := os.Getenv("OMPI_COMM_WORLD_RANK")
+		if dir := os.Getenv("SIMCLR_MPI_PIDS"); dir != "" {
+			os.WriteFile(filepath.Join(dir, "pid."+rank), []byte(fmt.Sprint(os.Getpid())), 0o644)
+		}
+		if extra := os.Getenv("SIMCLR_MPI_ARGS_RANK" + rank); extra != "" { // a rank-specific flag
+			a += "\n" + extra
+		}
 		rootCmd.SetArgs(strings.Split(a, "\n"))
 		err := rootCmd.Execute()
 		endComm(err)
@@ -184,4 +198,95 @@ func TestMPIEquivalence(t *testing.T) {
 	if gerr < 1e-2 {
 		t.Errorf("--bn local at 2 ranks: step-1 gradient within %.3g of one process's; per-rank statistics should differ by far more", gerr)
 	}
+}
+
+// Faults: a bad batch size, a configuration that differs on one rank, a
+// rank that cannot read its images and a rank killed with SIGKILL all end
+// the whole job with a non-zero exit and a message naming the rank and the
+// cause; nothing hangs and no checkpoint is left half-written.
+func TestMPIFaults(t *testing.T) {
+	spec := writeSmoothCIFAR(t, 64)
+	base := []string{"pretrain", "--data", spec, "--width", "0.125", "--image-size", "8", "--batch", "8",
+		"--threads", "1", "--workers", "1", "--knn-every", "0", "--log-every", "1"}
+	args := func(out string, more ...string) []string {
+		return append(append(append([]string(nil), base...), "--out", out), more...)
+	}
+	t.Run("batch", func(t *testing.T) {
+		out, err := mpiSimclr(t, 3, nil, args(t.TempDir(), "--epochs", "1")...)
+		if err == nil || !strings.Contains(out, "--batch 8 is not a multiple of the 3 processes") {
+			t.Fatalf("err %v\n%s", err, out)
+		}
+	})
+	t.Run("config", func(t *testing.T) {
+		out, err := mpiSimclr(t, 2, []string{"SIMCLR_MPI_ARGS_RANK1=--lr\n0.5"}, args(t.TempDir(), "--epochs", "1")...)
+		if err == nil || !strings.Contains(out, "rank 1 differs from rank 0 in lr (0.3 vs 0.5)") {
+			t.Fatalf("err %v\n%s", err, out)
+		}
+	})
+	t.Run("bad image", func(t *testing.T) {
+		dir := t.TempDir()
+		for i := range 16 {
+			img := image.NewRGBA(image.Rect(0, 0, 8, 8))
+			for k := range img.Pix {
+				img.Pix[k] = byte(i*13 + k)
+			}
+			var buf bytes.Buffer
+			png.Encode(&buf, img)
+			b := buf.Bytes()
+			if i == 11 {
+				b = b[:len(b)/2] // truncated
+			}
+			os.WriteFile(filepath.Join(dir, fmt.Sprintf("img%02d.png", i)), b, 0o644)
+		}
+		a := args(t.TempDir(), "--epochs", "1")
+		a[2] = "folder:" + dir
+		out, err := mpiSimclr(t, 2, nil, a...)
+		if err == nil || !regexp.MustCompile(`rank [01] of 2: training data: .*img11\.png`).MatchString(out) {
+			t.Fatalf("err %v; want a failure naming the rank and img11.png\n%s", err, out)
+		}
+	})
+	t.Run("kill", func(t *testing.T) {
+		dir := t.TempDir()
+		run := filepath.Join(dir, "run")
+		done := make(chan struct{})
+		var out string
+		var err error
+		go func() {
+			defer close(done)
+			out, err = mpiSimclr(t, 2, []string{"SIMCLR_MPI_PIDS=" + dir}, args(run, "--epochs", "50", "--checkpoint-every", "2")...)
+		}()
+		// Kill rank 1 once rank 0 has logged a few steps (and written a
+		// checkpoint).
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			b, _ := os.ReadFile(filepath.Join(run, "metrics.jsonl"))
+			if strings.Count(string(b), `"type":"step"`) >= 5 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the run logged no steps")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		pb, rerr := os.ReadFile(filepath.Join(dir, "pid.1"))
+		pid, perr := strconv.Atoi(string(pb))
+		if rerr != nil || perr != nil {
+			t.Fatalf("rank 1's pid: %v %v", rerr, perr)
+		}
+		syscall.Kill(pid, syscall.SIGKILL)
+		select {
+		case <-done:
+		case <-time.After(2 * time.Minute):
+			t.Fatal("the job hangs after rank 1 was killed")
+		}
+		if err == nil || !strings.Contains(out, "rank 1") {
+			t.Fatalf("err %v; want a failure naming rank 1\n%s", err, out)
+		}
+		t.Logf("mpirun's output:\n%s", out)
+		// Checkpoints are written to a temporary file and renamed, so the
+		// last one is complete whenever the kill came.
+		if o, err := mpiSimclr(t, 1, nil, "export", "--run", run, "--out", filepath.Join(dir, "w.safetensors")); err != nil {
+			t.Errorf("the last checkpoint does not load: %v\n%s", err, o)
+		}
+	})
 }
