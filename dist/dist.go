@@ -93,7 +93,7 @@ func checkGather[T any](ns, nr, size int, send []T) []T {
 // launcher such as srun) announced in the environment, or 0 when the
 // process was not started by one.
 func LaunchedSize() int {
-	for _, k := range []string{"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"} {
+	for _, k := range []string{"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"} {
 		if v := os.Getenv(k); v != "" {
 			if n, err := strconv.Atoi(v); err == nil && n > 0 {
 				return n

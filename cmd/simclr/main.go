@@ -26,7 +26,10 @@ var cpuProfile string
 
 func init() {
 	rootCmd.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the command to this file (go tool pprof; oneDNN's time shows as cgo calls of one thread)")
-	rootCmd.PersistentPreRunE = func(*cobra.Command, []string) error {
+	rootCmd.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if err := checkLauncher(cmd.Name()); err != nil {
+			return err
+		}
 		if cpuProfile == "" {
 			return nil
 		}

@@ -14,6 +14,18 @@ import (
 // the rank and the cause, instead of the others hanging in a collective.
 var jobComm dist.Comm
 
+// dataParallel are the subcommands that run as one job under mpirun.
+var dataParallel = map[string]bool{"pretrain": true, "bench": true}
+
+// checkLauncher refuses the other subcommands under mpirun with several
+// processes: they would run N independent copies writing the same outputs.
+func checkLauncher(name string) error {
+	if n := dist.LaunchedSize(); n > 1 && !dataParallel[name] {
+		return fmt.Errorf("%s does not run over several processes: start it without mpirun (it was started as one of %d); only pretrain and bench are data-parallel", name, n)
+	}
+	return nil
+}
+
 // initComm starts MPI when the process was launched by mpirun.
 func initComm() (dist.Comm, error) {
 	if jobComm != nil {
