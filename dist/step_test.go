@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"testing"
 
 	"github.com/simclr-go/simclr/dist"
@@ -96,10 +95,7 @@ func TestDistributedStepMatchesOneProcess(t *testing.T) {
 		}
 		backends["dnnl"] = func() engine.Backend { return b }
 	}
-	B, S := 8, 16
-	if os.Getenv("BIG") != "" {
-		B, S = 32, 32
-	}
+	const B, S = 8, 16
 	xs := smoothViews(B, S)
 	for name, mk := range backends {
 		for _, v2 := range []bool{false, true} {
