@@ -156,16 +156,16 @@ func TestMPIEquivalence(t *testing.T) {
 	}
 	spec := writeSmoothCIFAR(t, 320)
 	dir := t.TempDir()
-	// Direct convolutions: the same kernel whatever the batch size (auto
-	// times Winograd against them per shape and may choose differently).
-	env := []string{"SIMCLR_CONV_ALGO=direct", "OMP_NUM_THREADS=1"}
+	// --deterministic: kernels chosen by a fixed rule, not by timing, so
+	// every rank and the single process run the same kernels.
+	env := []string{"OMP_NUM_THREADS=1"}
 	run := func(n int, bn string) ([]float64, []float32) {
 		name := fmt.Sprintf("np%d-%s", n, bn)
 		out := filepath.Join(dir, name)
 		log, err := mpiSimclr(t, n, env, "pretrain", "--data", spec, "--out", out,
 			"--arch", "resnet18", "--width", "0.125", "--stem", "cifar", "--batch", "32", "--epochs", "1", "--image-size", "16",
 			"--optimizer", "lars", "--threads", "1", "--workers", "1",
-			"--knn-every", "0", "--log-every", "1", "--bn", bn, "--sync-check-every", "1",
+			"--knn-every", "0", "--log-every", "1", "--bn", bn, "--sync-check-every", "1", "--deterministic",
 			"--debug-dump-grads", out+".grads")
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", name, err, log)
