@@ -164,11 +164,16 @@ func naiveMatMul(c, a, b *engine.Tensor, transA, transB bool, alpha, beta float3
 	}
 }
 
-// runKernel evaluates loss and gradient (upstream gradient g) with the
-// backend-free kernel.
+// runKernel evaluates NT-Xent's loss and gradient (upstream gradient g)
+// with the backend-free kernel.
 func runKernel(mm matMul, z []float32, n, d int, tau, g float32) (Stats, []float32) {
-	m := 2 * n
-	k := &kernel{n: n, d: d, tau: tau, mm: mm,
+	return runKernelGroups(mm, z, pairGroups(n), d, tau, g)
+}
+
+// runKernelGroups is runKernel for any positive relation.
+func runKernelGroups(mm matMul, z []float32, gr *groups, d int, tau, g float32) (Stats, []float32) {
+	m := len(gr.of)
+	k := &kernel{m: m, d: d, tau: tau, mm: mm, pos: gr,
 		u: engine.New(m, d), norms: engine.New(m), s: engine.New(m, m),
 		invZ: engine.New(m), negP: engine.New(m)}
 	st := k.forward(z)
