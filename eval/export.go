@@ -15,7 +15,7 @@ const ExportFormat = "simclr-encoder/torchvision"
 // encoderTensors lists the encoder's state_dict in torchvision's order:
 // parameters, BN running statistics, then the num_batches_tracked counters
 // (int64 scalars). The slices share the encoder's memory.
-func encoderTensors(enc *nn.ResNet) []stfile.Tensor {
+func encoderTensors(enc nn.Net) []stfile.Tensor {
 	var ts []stfile.Tensor
 	for _, p := range enc.Params() {
 		ts = append(ts, stfile.Tensor{Name: p.Name, Shape: p.T.Shape(), F32: p.T.Data()})
@@ -38,7 +38,7 @@ func encoderTensors(enc *nn.ResNet) []stfile.Tensor {
 // replaced by nn.Identity(). meta goes into the file's __metadata__ next to
 // "format" and the checksums (stfile.ChecksumKey, which PyTorch ignores).
 // The file is written atomically.
-func ExportEncoder(path string, enc *nn.ResNet, meta map[string]string) error {
+func ExportEncoder(path string, enc nn.Net, meta map[string]string) error {
 	md := map[string]string{"format": ExportFormat}
 	for k, v := range meta {
 		md[k] = v

@@ -83,7 +83,7 @@ type SupervisedConfig struct {
 // images idx of ds with labels label(i) in [0, classes), on random views
 // from tf (crop+flip for the paper's protocols). Batch order and views are
 // reproducible from cfg.Seed.
-func TrainSupervised(tp *engine.Tape, enc *nn.ResNet, head *LinearHead, ds data.Dataset, idx []int, label func(i int) int, tf data.Transform, cfg SupervisedConfig) error {
+func TrainSupervised(tp *engine.Tape, enc nn.Net, head *LinearHead, ds data.Dataset, idx []int, label func(i int) int, tf data.Transform, cfg SupervisedConfig) error {
 	if len(idx) == 0 {
 		return errors.New("supervised training: no labelled images")
 	}
@@ -181,7 +181,7 @@ func makeViews(ds data.Dataset, tf data.Transform, rows []int, views []float32, 
 // ClassifierAccuracy runs enc and head over loader (inference mode) and
 // returns top-1/top-5 against label(index); rows whose label is negative
 // are an error.
-func ClassifierAccuracy(tp *engine.Tape, enc *nn.ResNet, head *LinearHead, loader *data.EvalLoader, label func(i int) int) (top1, top5 float64, err error) {
+func ClassifierAccuracy(tp *engine.Tape, enc nn.Net, head *LinearHead, loader *data.EvalLoader, label func(i int) int) (top1, top5 float64, err error) {
 	classes := head.W.Dim(0)
 	dim := head.W.Dim(1)
 	w, b := head.W.Data(), head.B.Data()

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync/atomic"
 
 	"github.com/simclr-go/simclr/engine"
 )
@@ -140,8 +141,9 @@ type groups struct {
 	of    []int32 // row -> group
 	start []int32 // group g's rows are rows[start[g]:start[g+1]]
 	rows  []int32
-	npos  int // Σ_i |P(i)|, the number of (anchor, positive) pairs
-	multi bool
+	npos  int  // Σ_i |P(i)|, the number of (anchor, positive) pairs
+	multi bool // some group has more than two rows
+	pairs int  // n when this is pairGroups(n), else 0
 }
 
 // members returns the rows of row i's group, i included.
@@ -158,15 +160,23 @@ func partner(mem []int32, i int) int {
 	return int(mem[0])
 }
 
+// lastPairs caches the last pairGroups result (read-only once built), so
+// that training steps of one batch size share it.
+var lastPairs atomic.Pointer[groups]
+
 // pairGroups is NT-Xent's relation on 2n rows: rows i and i+n.
 func pairGroups(n int) *groups {
+	if g := lastPairs.Load(); g != nil && g.pairs == n {
+		return g
+	}
 	m := 2 * n
-	g := &groups{of: make([]int32, m), start: make([]int32, n+1), rows: make([]int32, m), npos: m}
+	g := &groups{of: make([]int32, m), start: make([]int32, n+1), rows: make([]int32, m), npos: m, pairs: n}
 	for i := range n {
 		g.of[i], g.of[i+n] = int32(i), int32(i)
 		g.start[i+1] = int32(2*i + 2)
 		g.rows[2*i], g.rows[2*i+1] = int32(i), int32(i+n)
 	}
+	lastPairs.Store(g)
 	return g
 }
 

@@ -9,17 +9,22 @@ import (
 // Model is SimCLR's network: encoder f (h = f(x)) and projection head g
 // (z = g(h)). The loss is computed on z; downstream tasks use h.
 type Model struct {
-	Encoder *ResNet
+	Encoder Net
 	Head    *Head
 }
 
-// NewModel builds an encoder and a head whose input size is the encoder's
-// OutDim (hcfg.In is ignored).
+// NewModel builds a ResNet encoder and a head whose input size is the
+// encoder's OutDim (hcfg.In is ignored).
 func NewModel(rcfg ResNetConfig, hcfg HeadConfig) (*Model, error) {
 	enc, err := NewResNet(rcfg)
 	if err != nil {
 		return nil, err
 	}
+	return NewModelOf(enc, hcfg)
+}
+
+// NewModelOf puts a head on any encoder.
+func NewModelOf(enc Net, hcfg HeadConfig) (*Model, error) {
 	hcfg.In = enc.OutDim()
 	head, err := NewHead(hcfg)
 	if err != nil {
@@ -43,6 +48,22 @@ func (m *Model) ForwardHZ(tp *engine.Tape, x *engine.Tensor, train bool) (h, z *
 // OutDim is the size of z.
 func (m *Model) OutDim() int { return m.Head.OutDim() }
 
+// EncoderPrefix is the checkpoint name prefix of the encoder's tensors: a
+// checkpoint is the state_dict of a PyTorch module with .encoder and .head
+// attributes (as in the reference simclr_ref.py).
+const EncoderPrefix = "encoder."
+
+// NamedParams returns Params named as in a checkpoint: the encoder's under
+// EncoderPrefix, then the head's ("head.0.weight", ...).
+func (m *Model) NamedParams() []Param {
+	var ps []Param
+	for _, p := range m.Encoder.Params() {
+		p.Name = EncoderPrefix + p.Name
+		ps = append(ps, p)
+	}
+	return append(ps, m.Head.Params()...)
+}
+
 // Params returns the encoder's parameters (torchvision names) followed by
 // the head's ("head.0.weight", ...).
 func (m *Model) Params() []Param { return append(m.Encoder.Params(), m.Head.Params()...) }
@@ -54,5 +75,12 @@ func (m *Model) Buffers() []Buffer { return append(m.Encoder.Buffers(), m.Head.B
 func (m *Model) Counters() []Counter { return append(m.Encoder.Counters(), m.Head.Counters()...) }
 
 // FLOPs is the forward cost of one h×w image through encoder and head
-// (2 × multiply-adds of convs and linears, as the PyTorch reference counts).
-func (m *Model) FLOPs(h, w int) int64 { return m.Encoder.FLOPs(h, w) + m.Head.FLOPs() }
+// (2 × multiply-adds of convs and linears, as the PyTorch reference counts);
+// 0 when the encoder is not a Coster.
+func (m *Model) FLOPs(h, w int) int64 {
+	c, ok := m.Encoder.(Coster)
+	if !ok {
+		return 0
+	}
+	return c.FLOPs(h, w) + m.Head.FLOPs()
+}

@@ -40,9 +40,21 @@ type Module interface {
 }
 
 // Net maps a batch to an output on a tape. train selects batch-norm's
-// training mode (batch statistics, running-average updates).
+// training mode (batch statistics, running-average updates). Any Net can be
+// a Model's encoder: checkpoints, exports and evaluation see it only
+// through this interface.
 type Net interface {
 	Module
 	Forward(tp *engine.Tape, x *engine.Tensor, train bool) *engine.Tensor
 	OutDim() int
+	// Counters is the net's integer state (BN num_batches_tracked), saved
+	// with its parameters and buffers; nil when it has none.
+	Counters() []Counter
+}
+
+// Coster is a Net that counts its forward cost for an h×w input, in
+// floating-point operations (2 × the multiply-adds of convolutions and
+// linear layers); `simclr bench` reports GFLOP/s from it.
+type Coster interface {
+	FLOPs(h, w int) int64
 }

@@ -96,7 +96,7 @@ func TestFLOPsMatchReference(t *testing.T) {
 		if got := round(f*float64(c.embedB), 1); got != c.embedGF {
 			t.Errorf("%s w%v: %.2f GFLOP/embed step, reference %.1f", c.arch, c.width, f*float64(c.embedB), c.embedGF)
 		}
-		if enc := m.Encoder.FLOPs(32, 32); enc >= m.FLOPs(32, 32) || enc <= 0 {
+		if enc := m.Encoder.(*ResNet).FLOPs(32, 32); enc >= m.FLOPs(32, 32) || enc <= 0 {
 			t.Errorf("encoder FLOPs %d should be positive and below the model's %d", enc, m.FLOPs(32, 32))
 		}
 	}
@@ -402,7 +402,7 @@ func TestDeterministicFromSeed(t *testing.T) {
 	if !sameValues(a.Params(), b.Params()) {
 		t.Error("same seed gave different weights")
 	}
-	if slices.Equal(a.Encoder.Conv1.W.Data(), c.Encoder.Conv1.W.Data()) ||
+	if slices.Equal(a.Encoder.(*ResNet).Conv1.W.Data(), c.Encoder.(*ResNet).Conv1.W.Data()) ||
 		slices.Equal(a.Head.Linears[0].W.Data(), c.Head.Linears[0].W.Data()) {
 		t.Error("different seeds gave the same conv1 or head weights")
 	}

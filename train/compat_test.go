@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/simclr-go/simclr/nn"
 	"github.com/simclr-go/simclr/stfile"
 	"github.com/simclr-go/simclr/stfile/stfiletest"
 )
@@ -214,7 +215,7 @@ func TestCheckpointMetaHasNoConfigFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Config.Width != 0.1 || r.Model.Encoder.Config().Width != 0.1 || r.Config.Arch != "resnet18" {
-		t.Errorf("rebuilt %s x%v", r.Config.Arch, r.Model.Encoder.Config().Width)
+	if r.Config.Width != 0.1 || r.Model.Encoder.(*nn.ResNet).Config().Width != 0.1 || r.Config.Arch != "resnet18" {
+		t.Errorf("rebuilt %s x%v", r.Config.Arch, r.Model.Encoder.(*nn.ResNet).Config().Width)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/simclr-go/simclr/augment"
 	"github.com/simclr-go/simclr/data"
+	"github.com/simclr-go/simclr/method"
 	"github.com/simclr-go/simclr/nn"
 	"github.com/simclr-go/simclr/optim"
 )
@@ -55,7 +56,8 @@ type Config struct {
 	Momentum     float64 `yaml:"momentum" help:"momentum (lars, sgd); beta1 for adam/adamw"`
 	Nesterov     bool    `yaml:"nesterov" help:"Nesterov momentum (sgd, lars)"`
 	WarmupEpochs float64 `yaml:"warmup_epochs" help:"linear warmup length in epochs, then cosine decay to 0 per step (-1 = the paper's 10, at most 10% of the epochs)"`
-	Temperature  float64 `yaml:"temperature" help:"NT-Xent temperature (0 = 0.5 for the cifar preset, 0.1 otherwise)"`
+	Temperature  float64 `yaml:"temperature" help:"temperature of the contrastive loss (0 = 0.5 for the cifar preset, 0.1 otherwise)"`
+	Method       string  `yaml:"method" help:"training method: simclr (no labels) | supcon (supervised contrastive, needs labelled data)"`
 
 	// Preset names the augmentation preset (augment.Preset) that supplies
 	// every key the augment block does not set; it also picks the default
@@ -128,6 +130,7 @@ func DefaultConfig() Config {
 		KeepCheckpoints: 3,
 		LogEvery:        10,
 		BN:              "global",
+		Method:          method.Default,
 	}
 }
 
@@ -172,6 +175,9 @@ func (c *Config) Validate() error {
 	check("weight_decay", optim.CheckWeightDecay(c.WeightDecay))
 	check("momentum", optim.CheckMomentum(c.Momentum))
 	check("nesterov", optim.CheckNesterov(c.Optimizer, c.Nesterov, c.Momentum))
+	if _, err := method.Lookup(c.Method); err != nil {
+		check("method", err)
+	}
 	if err := checkPreset(c.Preset); err != nil {
 		check("preset", err)
 	} else if _, err := c.augmentConfig(); err != nil {

@@ -155,6 +155,7 @@ func TestConfigValidate(t *testing.T) {
 		{"knn_tau", func(c *Config) { c.KNNTau = 0 }},
 		{"keep_checkpoints", func(c *Config) { c.KeepCheckpoints = 0 }},
 		{"log_every", func(c *Config) { c.LogEvery = 0 }},
+		{"method", func(c *Config) { c.Method = "byol" }},
 	}
 	for _, tc := range cases {
 		c := ok
@@ -244,5 +245,34 @@ func TestConfigSaveLoadRoundTrip(t *testing.T) {
 	}
 	if diff := diffKeys(c, d); len(diff) != 1 || !strings.HasPrefix(diff[0], "lr ") {
 		t.Errorf("diffKeys = %v, want lr only", diff)
+	}
+}
+
+// TestConfigMethod: the method key comes from the registry (YAML and flag),
+// defaults to simclr when an older config has no such key, and an unknown
+// name is refused with the registered ones.
+func TestConfigMethod(t *testing.T) {
+	dir := t.TempDir()
+	old := DefaultConfig()
+	if err := old.LoadConfigFile(writeFile(t, filepath.Join(dir, "old.yaml"), "lr: 0.5\n")); err != nil || old.Method != "simclr" {
+		t.Errorf("config without method: %q, %v", old.Method, err)
+	}
+	c := DefaultConfig()
+	if err := c.LoadConfigFile(writeFile(t, filepath.Join(dir, "sc.yaml"), "method: supcon\n")); err != nil || c.Method != "supcon" {
+		t.Errorf("method: supcon in YAML: %q, %v", c.Method, err)
+	}
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	fl := BindFlags(fs, DefaultConfig())
+	if err := fs.Parse([]string{"--method", "supcon"}); err != nil {
+		t.Fatal(err)
+	}
+	c = DefaultConfig()
+	fl.Apply(&c)
+	if c.Method != "supcon" {
+		t.Errorf("--method supcon gave %q", c.Method)
+	}
+	c.Out, c.Method = "x", "byol"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), `method "byol": want one of simclr|supcon`) {
+		t.Errorf("unknown method: %v", err)
 	}
 }

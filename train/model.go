@@ -25,11 +25,11 @@ func NewModel(cfg Config) (*nn.Model, error) {
 }
 
 // Checkpoint tensor names: the encoder's torchvision names under
-// "encoder.", the head's own names (already "head.<i>...."), optimizer state
-// under "optim.". This is the state_dict layout of a PyTorch module with
-// .encoder and .head attributes (as in the reference simclr_ref.py).
+// nn.EncoderPrefix, the head's own names (already "head.<i>...."), optimizer
+// state under "optim.". This is the state_dict layout of a PyTorch module
+// with .encoder and .head attributes (as in the reference simclr_ref.py).
 const (
-	encoderPrefix = "encoder."
+	encoderPrefix = nn.EncoderPrefix
 	optimPrefix   = "optim."
 )
 
@@ -74,17 +74,17 @@ func modelTensors(m *nn.Model) []tensorEntry {
 	return ts
 }
 
-// loadModel copies the model tensors of a checkpoint into m. Every model
+// loadModel copies the model tensors of a checkpoint into m (built as arch). Every model
 // tensor must be present with the right shape; extra model tensors (names
 // under encoder./head.) are an error too, since they mean a different
 // architecture.
-func loadModel(m *nn.Model, ck *checkpointFile) error {
+func loadModel(m *nn.Model, ck *checkpointFile, arch string) error {
 	want := map[string]bool{}
 	for _, e := range modelEntries(m) {
 		want[e.name] = true
 		t, ok := ck.Tensors[e.name]
 		if !ok {
-			return fmt.Errorf("checkpoint %s: tensor %s is missing (does the checkpoint match arch %s?)", ck.Path, e.name, m.Encoder.Config().Arch)
+			return fmt.Errorf("checkpoint %s: tensor %s is missing (does the checkpoint match arch %s?)", ck.Path, e.name, arch)
 		}
 		if e.counter != nil {
 			if len(t.I64) != 1 {
@@ -179,7 +179,7 @@ func runFromCheckpoint(ck *checkpointFile) (*Run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: rebuild model: %w", path, err)
 	}
-	if err := loadModel(m, ck); err != nil {
+	if err := loadModel(m, ck, cfg.Arch); err != nil {
 		return nil, err
 	}
 	r := &Run{Dir: rundir, Config: cfg, Model: m, Checkpoint: path, Step: ck.Meta.Step, Epoch: ck.Meta.Epoch, Meta: ck.Meta}

@@ -16,7 +16,7 @@ import (
 	"github.com/simclr-go/simclr/dist"
 	"github.com/simclr-go/simclr/engine"
 	"github.com/simclr-go/simclr/engine/backends"
-	"github.com/simclr-go/simclr/loss"
+	"github.com/simclr-go/simclr/method"
 	"github.com/simclr-go/simclr/nn"
 	"github.com/simclr-go/simclr/optim"
 	"github.com/simclr-go/simclr/stfile"
@@ -76,6 +76,7 @@ type trainer struct {
 	ckdir  string
 	cfgY   []byte
 	model  *nn.Model
+	method method.Method
 	opt    optim.Optimizer
 	sched  optim.Schedule
 	tp     *engine.Tape
@@ -182,6 +183,13 @@ func Pretrain(ctx context.Context, cfg Config, progress io.Writer, opts Options)
 	if err != nil {
 		return Summary{}, err
 	}
+	mspec, err := method.Lookup(cfg.Method)
+	if err != nil {
+		return Summary{}, err
+	}
+	if err := mspec.CheckData(ds, cfg.Data); err != nil {
+		return Summary{}, err
+	}
 	tf, err := augment.New(acfg)
 	if err != nil {
 		return Summary{}, err
@@ -233,7 +241,10 @@ func Pretrain(ctx context.Context, cfg Config, progress io.Writer, opts Options)
 	if cfg.BN == "global" {
 		t.tp.SetBNSync(d.comm) // a no-op with one process
 	}
-	if t.opt, err = newOptimizer(cfg, t.model); err != nil {
+	if t.method, err = method.New(cfg.Method, t.model, method.Config{Temperature: cfg.Temperature}); err != nil {
+		return Summary{}, err
+	}
+	if t.opt, err = newOptimizer(cfg, t.method.Params()); err != nil {
 		return Summary{}, err
 	}
 	warm := int(math.Round(cfg.WarmupEpochs * float64(t.spe)))
@@ -319,21 +330,15 @@ func (t *trainer) openRunDir(saved Config, ck *checkpointFile, abandoned []strin
 	return err
 }
 
-// newOptimizer builds cfg's optimizer over the model's parameters, named
+// newOptimizer builds cfg's optimizer over the method's parameters, named
 // as in the checkpoint (encoder.*, head.*).
-func newOptimizer(cfg Config, m *nn.Model) (optim.Optimizer, error) {
-	var ps []nn.Param
-	for _, p := range m.Encoder.Params() {
-		p.Name = encoderPrefix + p.Name
-		ps = append(ps, p)
-	}
-	ps = append(ps, m.Head.Params()...)
+func newOptimizer(cfg Config, ps []nn.Param) (optim.Optimizer, error) {
 	return optim.New(cfg.Optimizer, ps, optim.Settings{Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay, Nesterov: cfg.Nesterov})
 }
 
 // restore loads model, optimizer and position from a checkpoint.
 func (t *trainer) restore(ck *checkpointFile) error {
-	if err := loadModel(t.model, ck); err != nil {
+	if err := loadModel(t.model, ck, t.cfg.Arch); err != nil {
 		return err
 	}
 	st := map[string][]float32{}
@@ -460,9 +465,10 @@ func (t *trainer) loop(ctx context.Context, start time.Time) (Summary, error) {
 				return t.finish(sum), fmt.Errorf("training data: %w", err)
 			}
 			t.tp.Reset()
-			x := engine.FromData(b.Views, 2*b.N, 3, b.Size, b.Size)
-			z := t.dist.gather(t.tp, t.model.Forward(t.tp, x, true))
-			l, st := loss.NTXent(t.tp, z, b.N*t.dist.size(), float32(cfg.Temperature))
+			l, st, err := t.method.Loss(t.tp, b)
+			if err != nil {
+				return t.finish(sum), fmt.Errorf("training data %s: %w", cfg.Data, err)
+			}
 			if math.IsNaN(st.Loss) || math.IsInf(st.Loss, 0) {
 				return t.finish(sum), fmt.Errorf("%w: the loss is %v at step %d (epoch %d); stopping. The last good checkpoint is %s. Try a lower --lr, a higher --temperature or more warm-up",
 					ErrNonFinite, st.Loss, t.step+1, t.epoch+1, orNone(t.lastGoodCheckpoint()))
@@ -478,6 +484,11 @@ func (t *trainer) loop(ctx context.Context, start time.Time) (Summary, error) {
 			t.stepsRun++
 			if err := t.dist.afterStep(t.step); err != nil {
 				return t.finish(sum), err
+			}
+			if as, ok := t.method.(method.AfterStepper); ok {
+				if err := as.AfterStep(t.step); err != nil {
+					return t.finish(sum), err
+				}
 			}
 			t.batch++
 			t.lastLoss = st.Loss

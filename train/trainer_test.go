@@ -142,7 +142,7 @@ func TestPretrainEndToEnd(t *testing.T) {
 		t.Error("loaded weights equal the initialisation: nothing trained or nothing loaded")
 	}
 	// Running statistics were trained and saved too.
-	if rm := r.Model.Encoder.BN1.Stats.Mean.Data(); rm[0] == 0 {
+	if rm := r.Model.Encoder.(*nn.ResNet).BN1.Stats.Mean.Data(); rm[0] == 0 {
 		t.Errorf("BN running mean not restored: %v", rm)
 	}
 
@@ -366,8 +366,8 @@ func TestLoadRunErrors(t *testing.T) {
 	}
 
 	// A good one loads bit for bit, running statistics included.
-	m.Encoder.BN1.Stats.Mean.Data()[0] = 0.25
-	m.Encoder.BN1.Tracked = 17
+	m.Encoder.(*nn.ResNet).BN1.Stats.Mean.Data()[0] = 0.25
+	m.Encoder.(*nn.ResNet).BN1.Tracked = 17
 	if _, err := writeCheckpoint(ckdir, modelTensors(m), Meta{Step: 6, Epoch: 1}, y); err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +375,7 @@ func TestLoadRunErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !sameParams(m, r.Model) || r.Model.Encoder.BN1.Stats.Mean.Data()[0] != 0.25 || r.Model.Encoder.BN1.Tracked != 17 || r.Step != 6 || r.Epoch != 1 {
+	if !sameParams(m, r.Model) || r.Model.Encoder.(*nn.ResNet).BN1.Stats.Mean.Data()[0] != 0.25 || r.Model.Encoder.(*nn.ResNet).BN1.Tracked != 17 || r.Step != 6 || r.Epoch != 1 {
 		t.Error("loaded model differs from the saved one")
 	}
 }

@@ -12,10 +12,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/simclr-go/simclr/data"
 	"github.com/simclr-go/simclr/dist"
 	"github.com/simclr-go/simclr/engine"
 	"github.com/simclr-go/simclr/engine/backends"
-	"github.com/simclr-go/simclr/loss"
+	"github.com/simclr-go/simclr/method"
 	"github.com/simclr-go/simclr/nn"
 	"github.com/simclr-go/simclr/optim"
 	"github.com/simclr-go/simclr/train"
@@ -27,6 +28,7 @@ func init() { rootCmd.AddCommand(newBenchCmd()) }
 // benchOpts mirror ../shared/reference/simclr_ref.py's arguments.
 type benchOpts struct {
 	Arch, Stem, Head, Mode, Backend string
+	Method                          string
 	Width, Temperature              float64
 	Batch, Steps, Warmup, Threads   int
 	Size                            int
@@ -42,6 +44,7 @@ type benchResult struct {
 	Width        float64 `json:"width"`
 	Stem         string  `json:"stem"`
 	Mode         string  `json:"mode"`
+	Method       string  `json:"method,omitempty"`
 	Backend      string  `json:"backend"`
 	Threads      int     `json:"threads"`
 	Batch        int     `json:"batch"`
@@ -80,8 +83,9 @@ func newBenchCmd() *cobra.Command {
 		Short: "Time SimCLR training steps (or embedding) on synthetic inputs",
 		Long: `Time full SimCLR training steps on synthetic inputs, as
 ../shared/reference/simclr_ref.py does for PyTorch: both views of B images go
-through one forward of 2B images, then NT-Xent, backward and a LARS step
-(lr 0.3*B/256). After the warm-up steps, each step is timed and the median
+through one forward of 2B images, then the --method's loss (NT-Xent for
+simclr; for supcon the images get the labels i mod 10), backward and a LARS
+step (lr 0.3*B/256). After the warm-up steps, each step is timed and the median
 reported. --mode embed times the encoder alone in evaluation mode without
 gradients on B images.
 
@@ -141,7 +145,8 @@ buffers from 4 KiB to 64 MiB instead (latency and bandwidth).`,
 	f.StringVar(&o.Mode, "mode", "train", "train (forward+NT-Xent+backward+LARS) | embed (encoder, eval, no grad) | allreduce (MPI only)")
 	f.StringVar(&o.BN, "bn", "global", "batch norm under mpirun: global | local")
 	f.StringVar(&o.Backend, "backend", backends.Auto, strings.Join(backends.Names(), " | ")+" (auto: oneDNN when built in)")
-	f.Float64Var(&o.Temperature, "temperature", 0.5, "NT-Xent temperature")
+	f.Float64Var(&o.Temperature, "temperature", 0.5, "temperature of the contrastive loss")
+	f.StringVar(&o.Method, "method", method.Default, "training method (train mode): "+strings.Join(method.Names(), "|"))
 	return cmd
 }
 
@@ -187,55 +192,72 @@ func runBench(o benchOpts, b engine.Backend, comm dist.Comm) (benchResult, error
 			xs = append(xs, all[lo:lo+B*vl]...)
 		}
 	}
-	x := engine.FromData(xs, views, 3, o.Size, o.Size)
 	tp := engine.NewTape(b)
 	if o.BN == "global" {
 		tp.SetBNSync(tc)
 	}
 	fwdView := float64(m.FLOPs(o.Size, o.Size)) // encoder + head, one view
-	var step func() float64
+	var step func() (float64, error)
 	var gflopStep float64
 	if o.Mode == "train" {
-		opt, err := optim.NewLARS(m.Params(), optim.LARSDefaults)
+		if o.Method == "" {
+			o.Method = method.Default
+		}
+		meth, err := method.New(o.Method, m, method.Config{Temperature: o.Temperature})
+		if err != nil {
+			return benchResult{}, fmt.Errorf("--method: %w", err)
+		}
+		opt, err := optim.NewLARS(meth.Params(), optim.LARSDefaults)
 		if err != nil {
 			return benchResult{}, err
 		}
-		lr := float32(0.3 * float64(o.Batch) / 256)
-		tau := float32(o.Temperature)
 		var ps []*engine.Tensor
 		for _, p := range m.Params() {
 			ps = append(ps, p.T)
 		}
 		gs := dist.NewGradSync(tc, ps, 0)
-		step = func() float64 {
+		batch := &data.PairBatch{Views: xs, N: B, Size: o.Size, Indices: make([]int, B), Labels: make([]int, B)}
+		for i := range B {
+			g := comm.Rank()*B + i // the image's index in the global batch
+			batch.Indices[i], batch.Labels[i] = g, g%10
+		}
+		lr := float32(0.3 * float64(o.Batch) / 256)
+		step = func() (float64, error) {
 			tp.Reset()
-			z := dist.GatherViews(tp, tc, m.Forward(tp, x, true))
-			l, st := loss.NTXent(tp, z, o.Batch, tau)
+			l, st, err := meth.Loss(tp, batch)
+			if err != nil {
+				return 0, err
+			}
 			opt.ZeroGrad()
 			tp.Backward(l)
 			gs.Sync()
 			opt.Step(lr)
-			return st.Loss
+			return st.Loss, nil
 		}
 		gflopStep = 3 * fwdView * float64(views) / 1e9
 	} else {
+		x := engine.FromData(xs, views, 3, o.Size, o.Size)
 		tp.SetGrad(false)
-		step = func() float64 {
+		step = func() (float64, error) {
 			tp.Reset()
 			h := tp.Plain(m.Encoder.Forward(tp, x, false))
-			return float64(h.Data()[0])
+			return float64(h.Data()[0]), nil
 		}
 		gflopStep = fwdView * float64(views) / 1e9
 	}
 	for range o.Warmup {
-		step()
+		if _, err := step(); err != nil {
+			return benchResult{}, err
+		}
 	}
 	times := make([]float64, o.Steps)
 	comms := make([]float64, o.Steps)
 	var last float64
 	for i := range times {
 		t0, c0 := time.Now(), tc.Total
-		last = step()
+		if last, err = step(); err != nil {
+			return benchResult{}, err
+		}
 		times[i] = time.Since(t0).Seconds()
 		comms[i] = (tc.Total - c0).Seconds()
 	}
@@ -268,6 +290,7 @@ func runBench(o benchOpts, b engine.Backend, comm dist.Comm) (benchResult, error
 		res.PeakRSSRanks = rss
 	}
 	if o.Mode == "train" {
+		res.Method = o.Method
 		if math.IsNaN(last) || math.IsInf(last, 0) {
 			return res, fmt.Errorf("bench: the loss became %v", last)
 		}

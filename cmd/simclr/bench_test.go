@@ -103,3 +103,29 @@ func TestBenchCommandJSON(t *testing.T) {
 		t.Errorf("bad mode: %v", err)
 	}
 }
+
+// TestBenchMethod: --method picks the training method by name; supcon's
+// synthetic labels give it a loss of its own, an unknown name is refused.
+func TestBenchMethod(t *testing.T) {
+	loss := map[string]float64{}
+	for _, m := range []string{"simclr", "supcon"} {
+		o := benchOpts{Arch: "resnet18", Stem: "cifar", Head: "v1", Mode: "train", Width: 0.125, Temperature: 0.5,
+			Batch: 12, Steps: 1, Warmup: 0, Size: 8, Method: m}
+		r, err := runBench(o, engine.Reference(), dist.Single())
+		if err != nil {
+			t.Fatalf("%s: %v", m, err)
+		}
+		if r.Method != m {
+			t.Errorf("result names method %q, want %q", r.Method, m)
+		}
+		loss[m] = r.LastLoss
+	}
+	if loss["simclr"] == loss["supcon"] {
+		t.Errorf("simclr and supcon gave the same loss %v", loss["simclr"])
+	}
+	cmd := newBenchCmd()
+	cmd.SetArgs([]string{"--method", "byol", "--backend", "reference"})
+	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), `--method: method "byol": want one of simclr|supcon`) {
+		t.Errorf("unknown method: %v", err)
+	}
+}

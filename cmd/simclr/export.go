@@ -50,7 +50,10 @@ script shows how.`,
 			if err != nil {
 				return err
 			}
-			enc := lr.Model.Encoder
+			enc, ok := lr.Model.Encoder.(*nn.ResNet)
+			if !ok {
+				return fmt.Errorf("export: the encoder of %s is a %T; export writes torchvision's ResNet layout", lr.Source, lr.Model.Encoder)
+			}
 			rc := enc.Config()
 			a := lr.Aug
 			meta := map[string]string{

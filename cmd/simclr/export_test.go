@@ -194,7 +194,7 @@ func TestExportLoadsIntoTorchvision(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	md := checkExportFile(t, out, r.Model.Encoder)
+	md := checkExportFile(t, out, r.Model.Encoder.(*nn.ResNet))
 	if md["stem"] != "cifar" || md["base_channels"] != "8" || md["format"] != eval.ExportFormat {
 		t.Errorf("metadata %v", md)
 	}
@@ -205,7 +205,7 @@ func TestExportLoadsIntoTorchvision(t *testing.T) {
 	if !tracked {
 		t.Error("the pretrained fixture has no BN batches tracked; the export test would not see them")
 	}
-	cases := []exportCase{newExportCase(t, out, r.Model.Encoder, 8, 1)}
+	cases := []exportCase{newExportCase(t, out, r.Model.Encoder.(*nn.ResNet), 8, 1)}
 
 	// The other layout: bottlenecks, ImageNet stem.
 	enc := randomBottleneckEncoder(t)

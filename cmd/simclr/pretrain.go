@@ -20,9 +20,11 @@ func newPretrainCmd() *cobra.Command {
 	var dumpGrads string
 	cmd := &cobra.Command{
 		Use:   "pretrain --data SPEC --out RUNDIR [--config FILE.yaml] [flags]",
-		Short: "Pretrain an encoder with SimCLR on unlabelled images",
+		Short: "Pretrain an encoder with SimCLR on unlabelled images (or SupCon on labelled ones)",
 		Long: `Pretrain a ResNet encoder and projection head with SimCLR (NT-Xent loss,
-LARS by default) on the images of --data, writing RUNDIR:
+LARS by default) on the images of --data, writing RUNDIR. --method supcon
+trains with supervised contrastive learning instead (every view of the same
+class is a positive), on labelled data such as a class folder. RUNDIR holds:
 
   RUNDIR/config.yaml                      the resolved configuration
   RUNDIR/checkpoints/ckpt-<step>.safetensors  weights, optimizer and position
