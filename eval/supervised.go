@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
 
 	"github.com/simclr-go/simclr/data"
@@ -99,6 +98,7 @@ func TrainSupervised(tp *engine.Tape, enc nn.Net, head *LinearHead, ds data.Data
 	if err != nil {
 		return err
 	}
+	st := &optim.Step{Tape: tp, Opt: opt}
 	steps := len(idx) / batch // the last partial batch is dropped (BN needs > 1 row)
 	// lr cfg.LR·B/256 with cosine decay to 0 and no warm-up.
 	sched := optim.Schedule{Base: cfg.LR, Scaling: "linear", Batch: batch, TotalSteps: cfg.Epochs * steps}
@@ -126,35 +126,37 @@ func TrainSupervised(tp *engine.Tape, enc nn.Net, head *LinearHead, ds data.Data
 			for r, i := range rows {
 				labels[r] = label(i)
 			}
-			x := engine.FromData(views, batch, 3, size, size)
-			var h *engine.Tensor
-			if cfg.FineTune {
-				h = enc.Forward(tp, x, true)
-			} else {
-				tp.SetGrad(false)
-				hp := tp.Plain(enc.Forward(tp, x, false))
-				copy(hbuf, hp.Data())
-				tp.SetGrad(true)
-				h = engine.FromData(hbuf, batch, dim)
-			}
-			logits := tp.Linear(tp.Plain(h), head.W, head.B)
-			loss := tp.CrossEntropy(logits, labels)
-			l := float64(loss.Item())
-			if math.IsNaN(l) || math.IsInf(l, 0) {
+			l, err := st.Run(float32(sched.LR(step)), func(tp *engine.Tape) (*engine.Tensor, error) {
+				x := engine.FromData(views, batch, 3, size, size)
+				var h *engine.Tensor
+				if cfg.FineTune {
+					h = enc.Forward(tp, x, true)
+				} else {
+					tp.SetGrad(false)
+					hp := tp.Plain(enc.Forward(tp, x, false))
+					copy(hbuf, hp.Data())
+					tp.SetGrad(true)
+					h = engine.FromData(hbuf, batch, dim)
+				}
+				logits := tp.Linear(tp.Plain(h), head.W, head.B)
+				return tp.CrossEntropy(logits, labels), nil
+			})
+			if errors.Is(err, optim.ErrNonFinite) {
 				tp.Reset()
 				return fmt.Errorf("supervised training: loss became %v at epoch %d step %d (lower the learning rate)", l, ep+1, s+1)
 			}
-			lossSum += l
-			tp.Backward(loss)
-			opt.Step(float32(sched.LR(step)))
-			opt.ZeroGrad()
-			tp.Reset()
+			if err != nil {
+				tp.Reset()
+				return fmt.Errorf("supervised training: %w", err)
+			}
+			lossSum += float64(l)
 			step++
 		}
 		if cfg.Log != nil {
 			fmt.Fprintf(cfg.Log, "epoch %d/%d: loss %.4f\n", ep+1, cfg.Epochs, lossSum/float64(steps))
 		}
 	}
+	tp.Reset()
 	return nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -16,6 +17,7 @@ import (
 	"github.com/simclr-go/simclr/dist"
 	"github.com/simclr-go/simclr/engine"
 	"github.com/simclr-go/simclr/engine/backends"
+	"github.com/simclr-go/simclr/loss"
 	"github.com/simclr-go/simclr/method"
 	"github.com/simclr-go/simclr/nn"
 	"github.com/simclr-go/simclr/optim"
@@ -222,17 +224,17 @@ func runBench(o benchOpts, b engine.Backend, comm dist.Comm) (benchResult, error
 			batch.Indices[i], batch.Labels[i] = g, g%10
 		}
 		lr := float32(0.3 * float64(o.Batch) / 256)
+		st := &optim.Step{Tape: tp, Opt: opt, AfterBackward: func() error { gs.Sync(); return nil }}
 		step = func() (float64, error) {
-			tp.Reset()
-			l, st, err := meth.Loss(tp, batch)
-			if err != nil {
-				return 0, err
+			var stats loss.Stats
+			_, err := st.Run(lr, func(tp *engine.Tape) (l *engine.Tensor, err error) {
+				l, stats, err = meth.Loss(tp, batch)
+				return l, err
+			})
+			if errors.Is(err, optim.ErrNonFinite) {
+				return stats.Loss, nil // reported after the timed steps
 			}
-			opt.ZeroGrad()
-			tp.Backward(l)
-			gs.Sync()
-			opt.Step(lr)
-			return st.Loss, nil
+			return stats.Loss, err
 		}
 		gflopStep = 3 * fwdView * float64(views) / 1e9
 	} else {
