@@ -2,7 +2,6 @@ package train
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -65,7 +64,7 @@ type Summary struct {
 
 // ErrNonFinite is wrapped by the error of a run stopped by a NaN or
 // infinite loss (or weights).
-var ErrNonFinite = errors.New("non-finite loss")
+var ErrNonFinite = optim.ErrNonFinite
 
 // trainer holds the state of one Pretrain call.
 type trainer struct {
@@ -83,8 +82,9 @@ type trainer struct {
 	loader *data.PairLoader
 	spe    int // steps per epoch
 
-	knn  *knnMonitor
-	dist *distributed
+	stepper *optim.Step
+	knn     *knnMonitor
+	dist    *distributed
 
 	tuning *runTuning // the backend's kernel choices, saved before each checkpoint
 
@@ -99,6 +99,12 @@ type trainer struct {
 	lastCkptStep       int
 	stepsRun           int // steps taken by this invocation
 	metrics            *metricsLog
+
+	// This invocation's training time and steps (kNN monitor excluded) and
+	// the last kNN measurement's time, for throughput and ETA.
+	trainSecs  float64
+	trainSteps int
+	lastKNNS   float64
 }
 
 // Pretrain runs (or resumes, with cfg.Resume) SimCLR pretraining as
@@ -247,6 +253,8 @@ func Pretrain(ctx context.Context, cfg Config, progress io.Writer, opts Options)
 	if t.opt, err = newOptimizer(cfg, t.method.Params()); err != nil {
 		return Summary{}, err
 	}
+	t.stepper = &optim.Step{Tape: t.tp, Opt: t.opt,
+		AfterBackward: func() error { return t.dist.afterBackward(t.step + 1) }}
 	warm := int(math.Round(cfg.WarmupEpochs * float64(t.spe)))
 	t.sched = optim.Schedule{Base: cfg.LR, Scaling: cfg.LRScaling, Batch: cfg.Batch, WarmupSteps: warm, TotalSteps: cfg.Epochs * t.spe}
 	if err := t.sched.Validate(); err != nil {
@@ -417,236 +425,3 @@ func orNone(s string) string {
 
 // invStart is when this invocation started; wall() adds earlier invocations.
 func (t *trainer) wall() float64 { return t.wallPrev + time.Since(t.invStart).Seconds() }
-
-func (t *trainer) loop(ctx context.Context, start time.Time) (Summary, error) {
-	t.invStart = start
-	cfg := t.cfg
-	n := cfg.Batch
-	total := cfg.Epochs * t.spe
-	sum := Summary{Epochs: cfg.Epochs}
-
-	if t.epoch >= cfg.Epochs {
-		t.prog.println("run %s is already complete: %d epochs, %d steps", t.dir, cfg.Epochs, t.step)
-	}
-	// kNN at random initialisation (epoch 0), once per run.
-	if t.step == 0 && t.knn != nil {
-		top1, top5, secs, err := t.knn.measure(t.tp, t.model.Encoder)
-		if err != nil {
-			return sum, err
-		}
-		t.lastKNN = f64(top1)
-		t.prog.println("kNN at init: top-1 %.2f%%  top-5 %.2f%%  (%.1fs)", 100*top1, 100*top5, secs)
-		if err := t.metrics.write(Record{Type: "epoch", Epoch: 0, Step: 0, KNNTop1: f64(top1), KNNTop5: f64(top5), KNNS: f64(secs), WallS: f64(t.wall())}); err != nil {
-			return sum, err
-		}
-		if ctx.Err() != nil {
-			return t.finish(sum), fmt.Errorf("interrupted before the first step (%w)", context.Cause(ctx))
-		}
-	}
-	if t.step == 0 {
-		t.dist.wait() // for rank 0's kNN at init
-	}
-
-	var (
-		trainSecs  float64 // time in training steps, this invocation
-		trainSteps int
-		lastKNNS   float64
-		skipped    int
-	)
-	for t.epoch < cfg.Epochs {
-		epochStart := time.Now()
-		logT := time.Now()
-		logWait := t.loader.Stats().WaitTime
-		logSteps := 0
-		logComm := t.dist.comm.Total
-		tStep := time.Now()
-		for b, err := range t.loader.EpochFrom(t.epoch, t.batch) {
-			if err != nil {
-				return t.finish(sum), fmt.Errorf("training data: %w", err)
-			}
-			t.tp.Reset()
-			l, st, err := t.method.Loss(t.tp, b)
-			if err != nil {
-				return t.finish(sum), fmt.Errorf("training data %s: %w", cfg.Data, err)
-			}
-			if math.IsNaN(st.Loss) || math.IsInf(st.Loss, 0) {
-				return t.finish(sum), fmt.Errorf("%w: the loss is %v at step %d (epoch %d); stopping. The last good checkpoint is %s. Try a lower --lr, a higher --temperature or more warm-up",
-					ErrNonFinite, st.Loss, t.step+1, t.epoch+1, orNone(t.lastGoodCheckpoint()))
-			}
-			t.opt.ZeroGrad()
-			t.tp.Backward(l)
-			if err := t.dist.afterBackward(t.step + 1); err != nil {
-				return t.finish(sum), err
-			}
-			lr := t.sched.LR(t.step)
-			t.opt.Step(float32(lr))
-			t.step++
-			t.stepsRun++
-			if err := t.dist.afterStep(t.step); err != nil {
-				return t.finish(sum), err
-			}
-			if as, ok := t.method.(method.AfterStepper); ok {
-				if err := as.AfterStep(t.step); err != nil {
-					return t.finish(sum), err
-				}
-			}
-			t.batch++
-			t.lastLoss = st.Loss
-			t.epochLossSum += st.Loss
-			t.epochLossN++
-			logSteps++
-			now := time.Now()
-			trainSecs += now.Sub(tStep).Seconds()
-			trainSteps++
-
-			if t.opts.AfterStep != nil {
-				if err := t.opts.AfterStep(t.step, st.Loss); err != nil {
-					return t.finish(sum), err
-				}
-			}
-
-			logged := t.step%cfg.LogEvery == 0 || t.batch == t.spe
-			elapsed := now.Sub(logT).Seconds()
-			wait := (t.loader.Stats().WaitTime - logWait).Seconds()
-			stepS := trainSecs / float64(trainSteps)
-			knnLeft := 0
-			if t.knn != nil {
-				knnLeft = countKNN(cfg, t.epoch, cfg.Epochs)
-			}
-			s := status{
-				Epoch: t.epoch + 1, Epochs: cfg.Epochs, Step: t.step, TotalSteps: total,
-				Loss: st.Loss, Acc: st.Accuracy, LR: lr,
-				ImgS:      float64(logSteps*n) / math.Max(elapsed, 1e-9),
-				WaitShare: wait / math.Max(elapsed, 1e-9),
-				ETA:       time.Duration((float64(total-t.step)*stepS + float64(knnLeft)*lastKNNS) * float64(time.Second)),
-			}
-			t.prog.update(s, logged)
-			if logged {
-				rec := Record{Type: "step", Step: t.step, Epoch: t.epoch + 1, Loss: f64(st.Loss),
-					ContrastiveAcc: f64(st.Accuracy), LR: f64(lr), ImgS: f64(s.ImgS), DataWait: f64(s.WaitShare)}
-				if t.dist.size() > 1 {
-					rec.WorldSize = t.dist.size()
-					rec.CommS = f64((t.dist.comm.Total - logComm).Seconds() / float64(logSteps))
-				}
-				if err := t.metrics.write(rec); err != nil {
-					return t.finish(sum), err
-				}
-				logT, logWait, logSteps, logComm = time.Now(), t.loader.Stats().WaitTime, 0, t.dist.comm.Total
-			}
-
-			if t.batch == t.spe {
-				break // the epoch end is handled below
-			}
-			if cfg.CheckpointEvery > 0 && t.step%cfg.CheckpointEvery == 0 {
-				if err := t.checkpoint(); err != nil {
-					return t.finish(sum), err
-				}
-				t.dist.wait()
-			}
-			if ctx.Err() != nil {
-				return t.interrupted(ctx, sum)
-			}
-			tStep = time.Now()
-		}
-		if t.batch != t.spe {
-			return t.finish(sum), fmt.Errorf("training data: epoch %d ended after %d of %d batches", t.epoch+1, t.batch, t.spe)
-		}
-
-		// Epoch end: kNN monitor, epoch record, checkpoint, plots.
-		ep := t.epoch + 1 // 1-based number of the epoch just finished
-		epochS := time.Since(epochStart).Seconds()
-		meanLoss := t.epochLossSum / float64(max(t.epochLossN, 1))
-		rec := Record{Type: "epoch", Epoch: ep, Step: t.step, EpochS: f64(epochS), Loss: f64(meanLoss)}
-		if t.knn != nil && knnDue(cfg, ep) {
-			top1, top5, secs, err := t.knn.measure(t.tp, t.model.Encoder)
-			if err != nil {
-				return t.finish(sum), err
-			}
-			lastKNNS = secs
-			t.lastKNN = f64(top1)
-			rec.KNNTop1, rec.KNNTop5, rec.KNNS = f64(top1), f64(top5), f64(secs)
-			t.prog.println("epoch %d/%d: loss %.4f  kNN top-1 %.2f%%  top-5 %.2f%%  (train %.1fs, kNN %.1fs)",
-				ep, cfg.Epochs, meanLoss, 100*top1, 100*top5, epochS, secs)
-		} else {
-			t.prog.println("epoch %d/%d: loss %.4f  (%.1fs)", ep, cfg.Epochs, meanLoss, epochS)
-		}
-		if st := t.loader.Stats(); st.Skipped > skipped && len(st.SkippedFiles) > 0 {
-			t.prog.println("skipped %d unreadable images so far (skip_bad); first: %s", st.Skipped, st.SkippedFiles[0])
-			skipped = st.Skipped
-		}
-		t.epoch, t.batch = ep, 0
-		t.epochLossSum, t.epochLossN = 0, 0
-		rec.WallS = f64(t.wall())
-		if err := t.metrics.write(rec); err != nil {
-			return t.finish(sum), err
-		}
-		if err := t.checkpoint(); err != nil {
-			return t.finish(sum), err
-		}
-		if t.dist.root() {
-			t.plot()
-		}
-		t.dist.wait() // for rank 0's kNN, checkpoint and plots
-		if ctx.Err() != nil && t.epoch < cfg.Epochs {
-			return t.interrupted(ctx, sum)
-		}
-	}
-	sum = t.finish(sum)
-	if trainSecs > 0 {
-		sum.ImagesPerS = float64(trainSteps*n) / trainSecs
-	}
-	return sum, nil
-}
-
-// plot redraws the run's plots. They are a view of metrics.jsonl, which
-// holds the data: a failure to draw them is a warning, never the end of the
-// run or a replacement for the run's own error.
-func (t *trainer) plot() {
-	if err := Plot(t.dir); err != nil {
-		t.prog.println("warning: plots not updated: %v (the data is in metrics.jsonl; redraw with 'simclr plot --run %s')", err, t.dir)
-	}
-}
-
-// countKNN is how many kNN measurements remain after epoch e (0-based, in progress).
-func countKNN(cfg Config, e, epochs int) int {
-	k := 0
-	for ep := e + 1; ep <= epochs; ep++ {
-		if knnDue(cfg, ep) {
-			k++
-		}
-	}
-	return k
-}
-
-// knnDue says whether the monitor runs after (1-based) epoch ep: every
-// knn_every epochs and after the last one.
-func knnDue(cfg Config, ep int) bool {
-	return cfg.KNNEvery > 0 && (ep%cfg.KNNEvery == 0 || ep == cfg.Epochs)
-}
-
-// interrupted saves a checkpoint at the current position and reports how
-// to resume.
-func (t *trainer) interrupted(ctx context.Context, sum Summary) (Summary, error) {
-	if t.step > t.lastCkptStep {
-		if err := t.checkpoint(); err != nil {
-			return t.finish(sum), err
-		}
-	}
-	return t.finish(sum), fmt.Errorf("interrupted at step %d (%w); checkpoint %s; continue with --resume", t.step, context.Cause(ctx), orNone(t.lastCkpt))
-}
-
-func (t *trainer) finish(sum Summary) Summary {
-	sum.Steps = t.step
-	sum.FinalLoss = t.lastLoss
-	sum.KNNTop1 = t.lastKNN
-	sum.WallS = t.wall()
-	sum.Checkpoint = t.lastCkpt
-	if recs, err := ReadMetrics(filepath.Join(t.dir, "metrics.jsonl")); err == nil {
-		for _, r := range recs {
-			if r.Type == "epoch" && r.Epoch == 0 && r.KNNTop1 != nil {
-				sum.KNNTop1Init = r.KNNTop1
-			}
-		}
-	}
-	return sum
-}
