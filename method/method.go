@@ -54,6 +54,24 @@ type AfterStepper interface {
 type Config struct {
 	// Temperature τ of the contrastive loss (resolved, > 0).
 	Temperature float64
+	// Gather, when set, turns this process's projections [2n, D] into the
+	// global batch's [2nR, D] of a data-parallel job of R processes (every
+	// process's first views in rank order, then their second views; the
+	// gradient flows back to this process's rows), and GatherLabels the
+	// labels of its n images into the global batch's nR, in the same
+	// order. Nil: one process.
+	Gather       func(tp *engine.Tape, z *engine.Tensor) *engine.Tensor
+	GatherLabels func(labels []int) ([]int, error)
+}
+
+// projections is z = g(f(x)) of both views of the batch, gathered over
+// the processes of a data-parallel job.
+func (c Config) projections(tp *engine.Tape, m *nn.Model, b *data.PairBatch) *engine.Tensor {
+	z := m.Forward(tp, views(b), true)
+	if c.Gather != nil {
+		z = c.Gather(tp, z)
+	}
+	return z
 }
 
 // Spec describes a registered method.

@@ -130,3 +130,51 @@ func TestSupConBatchWithoutLabel(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
+
+// TestGatherIsUsed: with Config.Gather and GatherLabels set (a
+// data-parallel job), the methods compute their loss on what they return.
+// Here the "other process" holds the same batch with the classes shifted,
+// so the global batch is the local one twice.
+func TestGatherIsUsed(t *testing.T) {
+	b := tinyBatch([]int{0, 1, 0, 2})
+	n := b.N
+	for _, name := range []string{"simclr", "supcon"} {
+		var zGlobal []float32
+		var dim int
+		cfg := Config{Temperature: 0.4,
+			Gather: func(tp *engine.Tape, z *engine.Tensor) *engine.Tensor {
+				z = tp.Plain(z)
+				dim = z.Dim(1)
+				zd := z.Data()
+				v1, v2 := zd[:n*dim], zd[n*dim:]
+				zGlobal = slices.Concat(v1, v1, v2, v2)
+				return engine.FromData(slices.Clone(zGlobal), 4*n, dim)
+			},
+			GatherLabels: func(l []int) ([]int, error) {
+				out := slices.Clone(l)
+				for _, c := range l {
+					out = append(out, c+10)
+				}
+				return out, nil
+			}}
+		meth, err := New(name, tinyModel(t), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tp := engine.NewTape(engine.Reference())
+		_, st, err := meth.Loss(tp, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		z := engine.FromData(zGlobal, 4*n, dim)
+		var want loss.Stats
+		if name == "simclr" {
+			_, want = loss.NTXent(tp, z, 2*n, 0.4)
+		} else {
+			_, want = loss.SupCon(tp, z, []int{0, 1, 0, 2, 10, 11, 10, 12}, 0.4)
+		}
+		if st != want {
+			t.Errorf("%s: %+v, want the global batch's %+v", name, st, want)
+		}
+	}
+}

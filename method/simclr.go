@@ -12,7 +12,7 @@ func init() {
 		Name: "simclr",
 		Doc:  "NT-Xent between the two views of each image; no labels",
 		New: func(m *nn.Model, cfg Config) (Method, error) {
-			return &simCLR{model: m, params: m.NamedParams(), tau: float32(cfg.Temperature)}, nil
+			return &simCLR{model: m, params: m.NamedParams(), cfg: cfg}, nil
 		},
 	})
 }
@@ -22,13 +22,13 @@ func init() {
 type simCLR struct {
 	model  *nn.Model
 	params []nn.Param
-	tau    float32
+	cfg    Config
 }
 
 func (s *simCLR) Params() []nn.Param { return s.params }
 
 func (s *simCLR) Loss(tp *engine.Tape, b *data.PairBatch) (*engine.Tensor, loss.Stats, error) {
-	z := s.model.Forward(tp, views(b), true)
-	l, st := loss.NTXent(tp, z, b.N, s.tau)
+	z := s.cfg.projections(tp, s.model, b)
+	l, st := loss.NTXent(tp, z, z.Dim(0)/2, float32(s.cfg.Temperature))
 	return l, st, nil
 }

@@ -15,7 +15,7 @@ func init() {
 		Doc:    "supervised contrastive: every view of the same class is a positive; needs labels",
 		Labels: true,
 		New: func(m *nn.Model, cfg Config) (Method, error) {
-			return &supCon{model: m, params: m.NamedParams(), tau: float32(cfg.Temperature)}, nil
+			return &supCon{model: m, params: m.NamedParams(), cfg: cfg}, nil
 		},
 	})
 }
@@ -26,7 +26,7 @@ func init() {
 type supCon struct {
 	model  *nn.Model
 	params []nn.Param
-	tau    float32
+	cfg    Config
 }
 
 func (s *supCon) Params() []nn.Param { return s.params }
@@ -36,7 +36,12 @@ func (s *supCon) Loss(tp *engine.Tape, b *data.PairBatch) (*engine.Tensor, loss.
 	if err != nil {
 		return nil, loss.Stats{}, fmt.Errorf("supcon: %w", err)
 	}
-	z := s.model.Forward(tp, views(b), true)
-	l, st := loss.SupCon(tp, z, lab, s.tau)
+	if s.cfg.GatherLabels != nil {
+		if lab, err = s.cfg.GatherLabels(lab); err != nil {
+			return nil, loss.Stats{}, fmt.Errorf("supcon: %w", err)
+		}
+	}
+	z := s.cfg.projections(tp, s.model, b)
+	l, st := loss.SupCon(tp, z, lab, float32(s.cfg.Temperature))
 	return l, st, nil
 }
