@@ -128,6 +128,19 @@ func contrastive(tp *engine.Tape, z *engine.Tensor, g *groups, tau float32) (*en
 	return out, st
 }
 
+// checkViews panics unless z is [2n, D] with n ≥ 1 (two views of n
+// images; count says where n comes from) and tau is valid.
+func checkViews(op string, z *engine.Tensor, n int, count string, tau float32) {
+	sh := z.Shape()
+	if len(sh) != 2 {
+		panic(fmt.Sprintf("loss: %s: z %v is not 2-D [2N, D]", op, sh))
+	}
+	if n < 1 || sh[0] != 2*n {
+		panic(fmt.Sprintf("loss: %s: z %v does not have 2N = %d rows (%s)", op, sh, 2*n, count))
+	}
+	checkTau(op, tau)
+}
+
 func checkTau(op string, tau float32) {
 	if !(tau > 0) || math.IsInf(float64(tau), 0) {
 		panic(fmt.Sprintf("loss: %s: temperature %v is not a positive finite number", op, tau))
@@ -410,25 +423,29 @@ func sumMax(row []float32) (float64, float32) {
 	return sum, mx
 }
 
-// sharedRowMulti is pass 2 of the shared-shift path for row i with several
-// positives mem (its group, i included): E stays at the positives, which are
-// parked at 0 only while the negatives are scanned. saved is scratch space,
-// returned for reuse.
-func (k *kernel) sharedRowMulti(row []float32, i int, mem []int32, c float64, ps *rowStats, saved []float32) []float32 {
+// parkPositives replaces row's entries at row i's positives (mem, its
+// group, without i) by park, saving them in saved (scratch space, returned
+// for reuse), and returns their float64 sum and maximum (park if none is
+// larger).
+func parkPositives(row []float32, i int, mem []int32, park float32, saved []float32) (float64, float32, []float32) {
 	saved = saved[:0]
-	var posZ float64
-	var maxPos float32
+	var sum float64
+	mx := park
 	for _, p := range mem {
 		if int(p) == i {
 			continue
 		}
-		e := row[p]
-		saved = append(saved, e)
-		posZ += float64(e)
-		maxPos = max(maxPos, e)
-		row[p] = 0
+		v := row[p]
+		saved = append(saved, v)
+		sum += float64(v)
+		mx = max(mx, v)
+		row[p] = park
 	}
-	neg, maxNeg := sumMax(row)
+	return sum, mx, saved
+}
+
+// unparkPositives puts back what parkPositives saved.
+func unparkPositives(row []float32, i int, mem []int32, saved []float32) {
 	j := 0
 	for _, p := range mem {
 		if int(p) != i {
@@ -436,6 +453,16 @@ func (k *kernel) sharedRowMulti(row []float32, i int, mem []int32, c float64, ps
 			j++
 		}
 	}
+}
+
+// sharedRowMulti is pass 2 of the shared-shift path for row i with several
+// positives mem (its group, i included): E stays at the positives, which are
+// parked at 0 only while the negatives are scanned. saved is scratch space,
+// returned for reuse.
+func (k *kernel) sharedRowMulti(row []float32, i int, mem []int32, c float64, ps *rowStats, saved []float32) []float32 {
+	posZ, maxPos, saved := parkPositives(row, i, mem, 0, saved)
+	neg, maxNeg := sumMax(row)
+	unparkPositives(row, i, mem, saved)
 	z := posZ + neg
 	ps.loss += math.Log(z) + c - k.posMean[i]
 	if maxPos > maxNeg {
@@ -526,19 +553,7 @@ func softmaxRowMulti(row []float32, i int, mem []int32, saved []float32) (rowSta
 	ninf := float32(math.Inf(-1))
 	row[i] = ninf
 	// The positives are parked at -Inf while the negatives are scanned.
-	saved = saved[:0]
-	var posSum float64
-	maxPos := ninf
-	for _, p := range mem {
-		if int(p) == i {
-			continue
-		}
-		v := row[p]
-		saved = append(saved, v)
-		posSum += float64(v)
-		maxPos = max(maxPos, v)
-		row[p] = ninf
-	}
+	posSum, maxPos, saved := parkPositives(row, i, mem, ninf, saved)
 	maxNeg := ninf
 	var negSum float64
 	for _, v := range row {
@@ -547,13 +562,7 @@ func softmaxRowMulti(row []float32, i int, mem []int32, saved []float32) (rowSta
 			maxNeg = max(maxNeg, v)
 		}
 	}
-	j := 0
-	for _, p := range mem {
-		if int(p) != i {
-			row[p] = saved[j]
-			j++
-		}
-	}
+	unparkPositives(row, i, mem, saved)
 	mx := float64(max(maxPos, maxNeg))
 	var z float64
 	for k, v := range row {

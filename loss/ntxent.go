@@ -20,13 +20,6 @@ import (
 // NTXent panics (engine style) when z is not [2n, D] with n ≥ 1 or tau is not
 // a positive finite number.
 func NTXent(tp *engine.Tape, z *engine.Tensor, n int, tau float32) (*engine.Tensor, Stats) {
-	sh := z.Shape()
-	if len(sh) != 2 {
-		panic(fmt.Sprintf("loss: NTXent: z %v is not 2-D [2N, D]", sh))
-	}
-	if n < 1 || sh[0] != 2*n {
-		panic(fmt.Sprintf("loss: NTXent: z %v does not have 2N = %d rows (n = %d)", sh, 2*n, n))
-	}
-	checkTau("NTXent", tau)
+	checkViews("NTXent", z, n, fmt.Sprintf("n = %d", n), tau)
 	return contrastive(tp, z, pairGroups(n), tau)
 }

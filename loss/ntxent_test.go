@@ -15,10 +15,17 @@ import (
 // evalNTXent runs NTXent and Backward on a fresh tape and returns the loss,
 // the stats and a copy of ∂L/∂z.
 func evalNTXent(b engine.Backend, zd []float32, n, d int, tau float32) (float32, Stats, []float32) {
-	z := engine.FromData(append([]float32(nil), zd...), 2*n, d)
+	return evalLoss(b, zd, 2*n, d, func(tp *engine.Tape, z *engine.Tensor) (*engine.Tensor, Stats) {
+		return NTXent(tp, z, n, tau)
+	})
+}
+
+// evalLoss is evalNTXent for any loss f of z [m, d].
+func evalLoss(b engine.Backend, zd []float32, m, d int, f func(tp *engine.Tape, z *engine.Tensor) (*engine.Tensor, Stats)) (float32, Stats, []float32) {
+	z := engine.FromData(append([]float32(nil), zd...), m, d)
 	z.SetRequiresGrad(true)
 	tp := engine.NewTape(b)
-	l, st := NTXent(tp, z, n, tau)
+	l, st := f(tp, z)
 	v := l.Item()
 	tp.Backward(l)
 	tp.Reset()

@@ -98,27 +98,34 @@ func oracleLossU(u []float64, n, d int, tau float64) float64 {
 	m := 2 * n
 	var total float64
 	for i := range m {
-		s := make([]float64, m)
-		mx := math.Inf(-1)
-		for k := range m {
-			var dot float64
-			for j := range d {
-				dot += u[i*d+j] * u[k*d+j]
-			}
-			s[k] = dot / tau
-			if k != i {
-				mx = math.Max(mx, s[k])
-			}
-		}
-		var sum float64
-		for k := range m {
-			if k != i {
-				sum += math.Exp(s[k] - mx)
-			}
-		}
-		total += -s[(i+n)%m] + mx + math.Log(sum)
+		s, lse := oracleLogits(u, i, m, d, tau)
+		total += -s[(i+n)%m] + lse
 	}
 	return total / float64(m)
+}
+
+// oracleLogits returns row i of S = U·Uᵀ/τ (m rows of d) and
+// log Σ_{k≠i} exp(s_ik), in float64.
+func oracleLogits(u []float64, i, m, d int, tau float64) ([]float64, float64) {
+	s := make([]float64, m)
+	mx := math.Inf(-1)
+	for k := range m {
+		var dot float64
+		for j := range d {
+			dot += u[i*d+j] * u[k*d+j]
+		}
+		s[k] = dot / tau
+		if k != i {
+			mx = math.Max(mx, s[k])
+		}
+	}
+	var sum float64
+	for k := range m {
+		if k != i {
+			sum += math.Exp(s[k] - mx)
+		}
+	}
+	return s, mx + math.Log(sum)
 }
 
 // oracleGrad is the central finite difference of f (float64, h=1e-6).

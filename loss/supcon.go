@@ -25,14 +25,7 @@ import (
 // ≥ 1 or tau is not a positive finite number.
 func SupCon(tp *engine.Tape, z *engine.Tensor, labels []int, tau float32) (*engine.Tensor, Stats) {
 	n := len(labels)
-	sh := z.Shape()
-	if len(sh) != 2 {
-		panic(fmt.Sprintf("loss: SupCon: z %v is not 2-D [2N, D]", sh))
-	}
-	if n < 1 || sh[0] != 2*n {
-		panic(fmt.Sprintf("loss: SupCon: z %v does not have 2N = %d rows (%d labels)", sh, 2*n, n))
-	}
-	checkTau("SupCon", tau)
+	checkViews("SupCon", z, n, fmt.Sprintf("%d labels", n), tau)
 	id := make([]int, 2*n)
 	copy(id, labels)
 	copy(id[n:], labels)

@@ -48,14 +48,9 @@ func loadSupConGolden(t testing.TB) []supConCase {
 // evalSupCon runs SupCon and Backward on a fresh tape and returns the loss,
 // the stats and a copy of ∂L/∂z.
 func evalSupCon(b engine.Backend, zd []float32, labels []int, d int, tau float32) (float32, Stats, []float32) {
-	z := engine.FromData(append([]float32(nil), zd...), 2*len(labels), d)
-	z.SetRequiresGrad(true)
-	tp := engine.NewTape(b)
-	l, st := SupCon(tp, z, labels, tau)
-	v := l.Item()
-	tp.Backward(l)
-	tp.Reset()
-	return v, st, append([]float32(nil), z.Grad().Data()...)
+	return evalLoss(b, zd, 2*len(labels), d, func(tp *engine.Tape, z *engine.Tensor) (*engine.Tensor, Stats) {
+		return SupCon(tp, z, labels, tau)
+	})
 }
 
 // supConGroups is SupCon's relation, for the backend-free kernel.
@@ -107,25 +102,7 @@ func oracleContrastive(z []float64, group []int, d int, tau float64) float64 {
 	u := normalizeRows(z, d)
 	var total float64
 	for i := range m {
-		s := make([]float64, m)
-		mx := math.Inf(-1)
-		for k := range m {
-			var dot float64
-			for j := range d {
-				dot += u[i*d+j] * u[k*d+j]
-			}
-			s[k] = dot / tau
-			if k != i {
-				mx = math.Max(mx, s[k])
-			}
-		}
-		var sum float64
-		for k := range m {
-			if k != i {
-				sum += math.Exp(s[k] - mx)
-			}
-		}
-		lse := mx + math.Log(sum)
+		s, lse := oracleLogits(u, i, m, d, tau)
 		var l float64
 		np := 0
 		for k := range m {

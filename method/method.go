@@ -64,12 +64,28 @@ type Config struct {
 	GatherLabels func(labels []int) ([]int, error)
 }
 
+// twoView is what the methods on SimCLR's network share: the model (encoder
+// and projection head), its parameters and the config.
+type twoView struct {
+	model  *nn.Model
+	params []nn.Param
+	cfg    Config
+}
+
+func newTwoView(m *nn.Model, cfg Config) twoView {
+	return twoView{model: m, params: m.NamedParams(), cfg: cfg}
+}
+
+func (v *twoView) Params() []nn.Param { return v.params }
+
+func (v *twoView) tau() float32 { return float32(v.cfg.Temperature) }
+
 // projections is z = g(f(x)) of both views of the batch, gathered over
 // the processes of a data-parallel job.
-func (c Config) projections(tp *engine.Tape, m *nn.Model, b *data.PairBatch) *engine.Tensor {
-	z := m.Forward(tp, views(b), true)
-	if c.Gather != nil {
-		z = c.Gather(tp, z)
+func (v *twoView) projections(tp *engine.Tape, b *data.PairBatch) *engine.Tensor {
+	z := v.model.Forward(tp, views(b), true)
+	if v.cfg.Gather != nil {
+		z = v.cfg.Gather(tp, z)
 	}
 	return z
 }

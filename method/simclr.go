@@ -11,24 +11,16 @@ func init() {
 	Register(Spec{
 		Name: "simclr",
 		Doc:  "NT-Xent between the two views of each image; no labels",
-		New: func(m *nn.Model, cfg Config) (Method, error) {
-			return &simCLR{model: m, params: m.NamedParams(), cfg: cfg}, nil
-		},
+		New:  func(m *nn.Model, cfg Config) (Method, error) { return &simCLR{newTwoView(m, cfg)}, nil },
 	})
 }
 
 // simCLR is SimCLR (Chen et al. 2020): NT-Xent on z = g(f(x)) of both
 // views, each view's positive the other view of its image.
-type simCLR struct {
-	model  *nn.Model
-	params []nn.Param
-	cfg    Config
-}
-
-func (s *simCLR) Params() []nn.Param { return s.params }
+type simCLR struct{ twoView }
 
 func (s *simCLR) Loss(tp *engine.Tape, b *data.PairBatch) (*engine.Tensor, loss.Stats, error) {
-	z := s.cfg.projections(tp, s.model, b)
-	l, st := loss.NTXent(tp, z, z.Dim(0)/2, float32(s.cfg.Temperature))
+	z := s.projections(tp, b)
+	l, st := loss.NTXent(tp, z, z.Dim(0)/2, s.tau())
 	return l, st, nil
 }

@@ -14,22 +14,14 @@ func init() {
 		Name:   "supcon",
 		Doc:    "supervised contrastive: every view of the same class is a positive; needs labels",
 		Labels: true,
-		New: func(m *nn.Model, cfg Config) (Method, error) {
-			return &supCon{model: m, params: m.NamedParams(), cfg: cfg}, nil
-		},
+		New:    func(m *nn.Model, cfg Config) (Method, error) { return &supCon{newTwoView(m, cfg)}, nil },
 	})
 }
 
 // supCon is supervised contrastive learning (Khosla et al. 2020, L_out) on
 // z = g(f(x)) of both views: the same network and views as SimCLR, with
 // every other view of an image's class as a positive.
-type supCon struct {
-	model  *nn.Model
-	params []nn.Param
-	cfg    Config
-}
-
-func (s *supCon) Params() []nn.Param { return s.params }
+type supCon struct{ twoView }
 
 func (s *supCon) Loss(tp *engine.Tape, b *data.PairBatch) (*engine.Tensor, loss.Stats, error) {
 	lab, err := labels(b)
@@ -41,7 +33,6 @@ func (s *supCon) Loss(tp *engine.Tape, b *data.PairBatch) (*engine.Tensor, loss.
 			return nil, loss.Stats{}, fmt.Errorf("supcon: %w", err)
 		}
 	}
-	z := s.cfg.projections(tp, s.model, b)
-	l, st := loss.SupCon(tp, z, lab, float32(s.cfg.Temperature))
+	l, st := loss.SupCon(tp, s.projections(tp, b), lab, s.tau())
 	return l, st, nil
 }
