@@ -289,9 +289,9 @@ func Pretrain(ctx context.Context, cfg Config, progress io.Writer, opts Options)
 			return Summary{}, err
 		}
 	}
-	t.prog.println("simclr: %s x%g (%s stem, head %s %d-%d-%d), %d params; %s: %d images, %d steps/epoch x %d epochs, batch %d; %s, lr %.4g peak, tau %g; backend %s",
+	t.prog.println("simclr: %s x%g (%s stem, head %s %d-%d-%d), %d params; %s: %d images, %d steps/epoch x %d epochs, batch %d; method %s, %s, lr %.4g peak, tau %g; backend %s",
 		cfg.Arch, cfg.Width, cfg.Stem, cfg.Head, t.model.Encoder.OutDim(), cfg.HeadHidden, cfg.HeadOut, nn.NumParams(t.model),
-		cfg.Data, ds.Len(), t.spe, cfg.Epochs, cfg.Batch, cfg.Optimizer, t.sched.Peak(), cfg.Temperature, backend.Name())
+		cfg.Data, ds.Len(), t.spe, cfg.Epochs, cfg.Batch, cfg.Method, cfg.Optimizer, t.sched.Peak(), cfg.Temperature, backend.Name())
 
 	if d.size() > 1 {
 		t.prog.println("data parallel: %d processes x %d images of each batch of %d; batch norm %s", d.size(), cfg.Batch/d.size(), cfg.Batch, cfg.BN)
