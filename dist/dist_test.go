@@ -377,3 +377,23 @@ func TestLocalBatchNormDiffers(t *testing.T) {
 		t.Fatalf("per-rank batch norm agrees with the global one (%v): the check cannot tell them apart", errs)
 	}
 }
+
+// TestGatherLabels: every rank gets the global batch's labels in rank
+// order (rank r's images are the r-th slice of the global batch), the
+// order of GatherViews' rows.
+func TestGatherLabels(t *testing.T) {
+	const n = 3
+	err := runRanks(n, func(r int, c dist.Comm) {
+		got := dist.GatherLabels(c, []int{10 * r, 10*r + 1, -r})
+		want := []int{0, 1, 0, 10, 11, -1, 20, 21, -2}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			panic(fmt.Sprintf("rank %d: %v, want %v", r, got, want))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dist.GatherLabels(dist.Single(), []int{4, 5}); fmt.Sprint(got) != "[4 5]" {
+		t.Errorf("one process: %v", got)
+	}
+}

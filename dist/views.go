@@ -1,6 +1,7 @@
 package dist
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/simclr-go/simclr/engine"
@@ -55,5 +56,25 @@ func GatherViews(tp *engine.Tape, c Comm, z *engine.Tensor) *engine.Tensor {
 		}
 		return []*engine.Tensor{dz}
 	})
+	return out
+}
+
+// GatherLabels all-gathers the labels of every rank's images into the
+// global batch's, in rank order (the order of GatherViews' rows within
+// each view), for a loss that uses them (SupCon).
+func GatherLabels(c Comm, labels []int) []int {
+	if c.Size() == 1 {
+		return labels
+	}
+	b := make([]byte, 0, 8*len(labels))
+	for _, l := range labels {
+		b = binary.LittleEndian.AppendUint64(b, uint64(int64(l)))
+	}
+	var out []int
+	for _, rb := range AllgatherVar(c, b) {
+		for i := 0; i+8 <= len(rb); i += 8 {
+			out = append(out, int(int64(binary.LittleEndian.Uint64(rb[i:]))))
+		}
+	}
 	return out
 }

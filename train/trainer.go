@@ -247,7 +247,8 @@ func Pretrain(ctx context.Context, cfg Config, progress io.Writer, opts Options)
 	if cfg.BN == "global" {
 		t.tp.SetBNSync(d.comm) // a no-op with one process
 	}
-	if t.method, err = method.New(cfg.Method, t.model, method.Config{Temperature: cfg.Temperature}); err != nil {
+	if t.method, err = method.New(cfg.Method, t.model, method.Config{Temperature: cfg.Temperature,
+		Gather: d.gather, GatherLabels: d.gatherLabels}); err != nil {
 		return Summary{}, err
 	}
 	if t.opt, err = newOptimizer(cfg, t.method.Params()); err != nil {

@@ -205,7 +205,9 @@ func runBench(o benchOpts, b engine.Backend, comm dist.Comm) (benchResult, error
 		if o.Method == "" {
 			o.Method = method.Default
 		}
-		meth, err := method.New(o.Method, m, method.Config{Temperature: o.Temperature})
+		meth, err := method.New(o.Method, m, method.Config{Temperature: o.Temperature,
+			Gather:       func(tp *engine.Tape, z *engine.Tensor) *engine.Tensor { return dist.GatherViews(tp, tc, z) },
+			GatherLabels: func(l []int) ([]int, error) { return dist.GatherLabels(tc, l), nil }})
 		if err != nil {
 			return benchResult{}, fmt.Errorf("--method: %w", err)
 		}
