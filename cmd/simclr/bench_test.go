@@ -110,7 +110,7 @@ func TestBenchMethod(t *testing.T) {
 	loss := map[string]float64{}
 	for _, m := range []string{"simclr", "supcon"} {
 		o := benchOpts{Arch: "resnet18", Stem: "cifar", Head: "v1", Mode: "train", Width: 0.125, Temperature: 0.5,
-			Batch: 12, Steps: 1, Warmup: 0, Size: 8, Method: m}
+			Batch: 12, Steps: 1, Warmup: 0, Size: 8, Method: m, BN: "global"}
 		r, err := runBench(o, engine.Reference(), dist.Single())
 		if err != nil {
 			t.Fatalf("%s: %v", m, err)
