@@ -2,7 +2,6 @@ package nn
 
 import (
 	"fmt"
-	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -11,9 +10,10 @@ import (
 	"github.com/simclr-go/simclr/engine"
 )
 
-// ResNetConfig selects an encoder.
+// ResNetConfig selects and sizes an encoder: a ResNet, or any other
+// architecture registered with RegisterArch (NewEncoder builds either).
 type ResNetConfig struct {
-	Arch string // "resnet18", "resnet34" or "resnet50"
+	Arch string // a registered architecture (ArchNames): "resnet18", "resnet34", "resnet50"
 	// Width multiplies every channel count: the stem has max(1, round(64·Width))
 	// channels and stage i twice as many as stage i-1 (Width 0.25 gives
 	// ResNet-18's 16-32-64-128). Must be in (0, MaxWidth]; see CheckWidth.
@@ -29,15 +29,26 @@ type ResNetConfig struct {
 	Seed       uint64
 }
 
+// archSpec is one member of the ResNet family: blocks per stage and the
+// block type.
 type archSpec struct {
 	blocks     [4]int
 	bottleneck bool
+	doc        string
 }
 
+// archs are the ResNets NewResNet builds; init registers each with the
+// architecture registry (RegisterArch). A deeper ResNet is one line here.
 var archs = map[string]archSpec{
-	"resnet18": {[4]int{2, 2, 2, 2}, false},
-	"resnet34": {[4]int{3, 4, 6, 3}, false},
-	"resnet50": {[4]int{3, 4, 6, 3}, true},
+	"resnet18": {[4]int{2, 2, 2, 2}, false, "ResNet-18: basic blocks 2-2-2-2, h = 512*width"},
+	"resnet34": {[4]int{3, 4, 6, 3}, false, "ResNet-34: basic blocks 3-4-6-3, h = 512*width"},
+	"resnet50": {[4]int{3, 4, 6, 3}, true, "ResNet-50: bottleneck blocks 3-4-6-3, h = 2048*width"},
+}
+
+func init() {
+	for name, spec := range archs {
+		RegisterArch(Arch{Name: name, Doc: spec.doc, New: func(cfg ResNetConfig) (Net, error) { return NewResNet(cfg) }})
+	}
 }
 
 // ResNet is a torchvision-layout ResNet without its fc layer: Forward returns
@@ -66,22 +77,8 @@ type Block struct {
 // 1/128 the stem stays at one channel and smaller widths change nothing.
 const MaxWidth = 4
 
-// ArchNames lists the encoder architectures NewResNet builds, sorted.
-func ArchNames() []string { return slices.Sorted(maps.Keys(archs)) }
-
 // StemNames lists the stems NewResNet builds.
 func StemNames() []string { return []string{"cifar", "imagenet"} }
-
-// CheckArch, CheckWidth and CheckStem validate one field of a ResNetConfig.
-// They are the only copy of these limits: ResNetConfig.Validate and the
-// training config (train.Config.Validate) both call them. The errors name
-// the field (arch, width, stem) and what is allowed.
-func CheckArch(arch string) error {
-	if _, ok := archs[arch]; !ok {
-		return fmt.Errorf("arch %q: want one of %s", arch, strings.Join(ArchNames(), "|"))
-	}
-	return nil
-}
 
 // CheckWidth: see CheckArch.
 func CheckWidth(width float64) error {
@@ -125,7 +122,10 @@ func NewResNet(cfg ResNetConfig) (*ResNet, error) {
 	if cfg.InChannels == 0 {
 		cfg.InChannels = 3
 	}
-	spec := archs[cfg.Arch]
+	spec, ok := archs[cfg.Arch]
+	if !ok {
+		return nil, fmt.Errorf("nn: arch %q is not a ResNet (NewEncoder builds every registered architecture)", cfg.Arch)
+	}
 	rng := newRNG(cfg.Seed)
 	base := BaseChannels(cfg.Width)
 	r := &ResNet{cfg: cfg}

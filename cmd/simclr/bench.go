@@ -133,7 +133,7 @@ buffers from 4 KiB to 64 MiB instead (latency and bandwidth).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Arch, "arch", "resnet18", "encoder: resnet18|resnet34|resnet50")
+	f.StringVar(&o.Arch, "arch", "resnet18", "encoder: "+strings.Join(nn.ArchNames(), "|"))
 	f.StringVar(&o.Stem, "stem", "cifar", "cifar|imagenet")
 	f.Float64Var(&o.Width, "width", 1, "width multiplier")
 	f.StringVar(&o.Head, "head", "v1", "projection head v1|v2")
