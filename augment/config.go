@@ -124,6 +124,15 @@ func (c Config) JitterRanges() (b, ct, s, h float64) {
 	return 0.8 * c.JitterStrength, 0.8 * c.JitterStrength, 0.8 * c.JitterStrength, 0.2 * c.JitterStrength
 }
 
+// CropFlipOnly returns c with every operator after the crop and flip
+// switched off (probability 0): the views of paper appendix B.5/B.6.
+func (c Config) CropFlipOnly() Config {
+	for i := range colorOps {
+		*colorOps[i].p(&c) = 0
+	}
+	return c
+}
+
 // Validate reports the first problem with the configuration.
 func (c Config) Validate() error {
 	var errs []error
@@ -154,10 +163,9 @@ func (c Config) Validate() error {
 		}
 	}
 	prob("flip_p", c.FlipP)
-	prob("jitter_p", c.JitterP)
-	prob("gray_p", c.GrayP)
-	prob("blur_p", c.BlurP)
-	prob("solarize_p", c.SolarizeP)
+	for i := range colorOps {
+		prob(colorOps[i].name+"_p", *colorOps[i].p(&c))
+	}
 	if finite("jitter_strength", c.JitterStrength) {
 		// hue = 0.2s must stay within torchvision's [0, 0.5].
 		if c.JitterStrength < 0 || c.JitterStrength > 2.5 {

@@ -68,19 +68,95 @@ func (p *Pipeline) Sample(rng *rand.Rand, w, h int) ViewParams {
 	var v ViewParams
 	v.Crop = SampleCrop(rng, w, h, [2]float64{c.CropScaleMin, c.CropScaleMax}, [2]float64{c.CropRatioMin, c.CropRatioMax})
 	v.Flip = c.FlipP > 0 && rng.Float64() < c.FlipP
-	if c.JitterStrength > 0 && c.JitterP > 0 && rng.Float64() < c.JitterP {
+	for i := range colorOps {
+		op := &colorOps[i]
+		if pr := *op.p(c); pr > 0 && (op.on == nil || op.on(c)) && rng.Float64() < pr {
+			v = op.draw(rng, c, v)
+		}
+	}
+	return v
+}
+
+// colorOp is one random operator applied after the resized crop and flip,
+// with probability p: the pipeline samples (Sample), applies (finish),
+// validates (Config.Validate: p is key name+"_p") and switches off
+// (Config.CropFlipOnly) the operators of colorOps, in its order. A new
+// operator is its kernel (ops.go), its Config fields and one entry here.
+type colorOp struct {
+	name string
+	// p is the operator's probability field in c.
+	p func(c *Config) *float64
+	// on, when not nil, is a further condition for drawing (jitter's s > 0).
+	on func(c *Config) bool
+	// draw returns v with the operator marked applied and its parameters
+	// drawn. (Values, not pointers: a pointer passed to a function value
+	// would move every view's parameters to the heap. rng does escape,
+	// but every caller's generator lives on the heap already: the
+	// loader's workers hold theirs, and data.Transform is an interface.)
+	draw func(rng *rand.Rand, c *Config, v ViewParams) ViewParams
+	// apply applies it to s.img if v says so.
+	apply func(p *Pipeline, s *scratch, v ViewParams)
+}
+
+var colorOps = []colorOp{{
+	name: "jitter",
+	p:    func(c *Config) *float64 { return &c.JitterP },
+	on:   func(c *Config) bool { return c.JitterStrength > 0 },
+	draw: func(rng *rand.Rand, c *Config, v ViewParams) ViewParams {
 		v.Jitter = true
 		b, ct, s, hu := c.JitterRanges()
 		v.JitterP = SampleJitter(rng, b, ct, s, hu)
-	}
-	v.Gray = c.GrayP > 0 && rng.Float64() < c.GrayP
-	if c.BlurP > 0 && rng.Float64() < c.BlurP {
+		return v
+	},
+	apply: func(p *Pipeline, s *scratch, v ViewParams) {
+		if v.Jitter {
+			applyJitter(&s.img, v.JitterP)
+		}
+	},
+}, {
+	name: "gray",
+	p:    func(c *Config) *float64 { return &c.GrayP },
+	draw: func(rng *rand.Rand, c *Config, v ViewParams) ViewParams { v.Gray = true; return v },
+	apply: func(p *Pipeline, s *scratch, v ViewParams) {
+		if v.Gray {
+			Grayscale(&s.img)
+		}
+	},
+}, {
+	name: "blur",
+	p:    func(c *Config) *float64 { return &c.BlurP },
+	draw: func(rng *rand.Rand, c *Config, v ViewParams) ViewParams {
 		v.Blur = true
 		v.BlurSigma = SampleBlurSigma(rng, c.BlurSigmaMin, c.BlurSigmaMax)
-	}
-	v.Solarize = c.SolarizeP > 0 && rng.Float64() < c.SolarizeP
-	return v
-}
+		return v
+	},
+	apply: func(p *Pipeline, s *scratch, v ViewParams) {
+		if !v.Blur {
+			return
+		}
+		size := p.cfg.Size
+		img := &s.img
+		s.kern = GaussianKernel(s.kern, p.blurK, v.BlurSigma)
+		if !v.Gray {
+			s.blur.blur(img.Pix, size, size, 3, s.kern)
+			return
+		}
+		// After grayscale the three planes are equal: blur one, copy it.
+		s.blur.blur(img.Pix, size, size, 1, s.kern)
+		n := size * size
+		copy(img.Pix[n:2*n], img.Pix[:n])
+		copy(img.Pix[2*n:], img.Pix[:n])
+	},
+}, {
+	name: "solarize",
+	p:    func(c *Config) *float64 { return &c.SolarizeP },
+	draw: func(rng *rand.Rand, c *Config, v ViewParams) ViewParams { v.Solarize = true; return v },
+	apply: func(p *Pipeline, s *scratch, v ViewParams) {
+		if v.Solarize {
+			Solarize(&s.img, SolarizeThreshold)
+		}
+	},
+}}
 
 // View writes one augmented, normalised view (3*Size*Size floats, CHW) of
 // src (an *Image or *Image8) into dst. It is a pure function of src and
@@ -170,27 +246,8 @@ func (p *Pipeline) augment(s *scratch, src Source, v ViewParams) {
 
 // finish applies the operators after the resized crop to s.img.
 func (p *Pipeline) finish(s *scratch, v ViewParams) {
-	size := p.cfg.Size
-	img := &s.img
-	if v.Jitter {
-		applyJitter(img, v.JitterP)
-	}
-	channels := 3
-	if v.Gray {
-		Grayscale(img)
-		channels = 1 // the three planes are equal: blur one, copy it
-	}
-	if v.Blur {
-		s.kern = GaussianKernel(s.kern, p.blurK, v.BlurSigma)
-		s.blur.blur(img.Pix, size, size, channels, s.kern)
-		if channels == 1 {
-			n := size * size
-			copy(img.Pix[n:2*n], img.Pix[:n])
-			copy(img.Pix[2*n:], img.Pix[:n])
-		}
-	}
-	if v.Solarize {
-		Solarize(img, SolarizeThreshold)
+	for i := range colorOps {
+		colorOps[i].apply(p, s, v)
 	}
 }
 

@@ -199,9 +199,7 @@ func (lr *loadedRun) evalPipeline() (*augment.Pipeline, error) { return augment.
 
 // cropFlipPipeline keeps only random resized crop and flip (paper B.5/B.6).
 func (lr *loadedRun) cropFlipPipeline() (*augment.Pipeline, error) {
-	c := lr.Aug
-	c.JitterP, c.GrayP, c.BlurP, c.SolarizeP = 0, 0, 0, 0
-	return augment.New(c)
+	return augment.New(lr.Aug.CropFlipOnly())
 }
 
 // labeledSet is a dataset whose labels have been mapped into a common
