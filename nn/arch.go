@@ -23,7 +23,17 @@ type Arch struct {
 	// (CheckWidth, CheckStem) and InChannels is filled in (3 when 0).
 	// Parameter names are those of the PyTorch module the architecture
 	// mirrors, since checkpoints and exports store them as they are.
-	New func(cfg ResNetConfig) (Net, error)
+	New func(cfg ResNetConfig) (Encoder, error)
+}
+
+// Encoder is a Net built by an Arch. It reports the config it was built
+// from (InChannels filled in), which exports record in their metadata and
+// evaluation of an exported encoder rebuilds it from.
+type Encoder interface {
+	Net
+	Config() ResNetConfig
+	// InChannels is the number of input channels Forward expects.
+	InChannels() int
 }
 
 var archRegistry = map[string]Arch{}
@@ -56,7 +66,7 @@ func CheckArch(arch string) error {
 }
 
 // NewEncoder validates cfg and builds the encoder its Arch names.
-func NewEncoder(cfg ResNetConfig) (Net, error) {
+func NewEncoder(cfg ResNetConfig) (Encoder, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

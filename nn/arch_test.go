@@ -12,9 +12,10 @@ import (
 // refuses it by name instead of building a wrong network.
 func TestArchRegistry(t *testing.T) {
 	var got ResNetConfig
-	RegisterArch(Arch{Name: "test-linear", Doc: "a head as encoder", New: func(cfg ResNetConfig) (Net, error) {
+	RegisterArch(Arch{Name: "test-linear", Doc: "a head as encoder", New: func(cfg ResNetConfig) (Encoder, error) {
 		got = cfg
-		return NewHead(HeadConfig{Version: "v1", In: cfg.InChannels, Out: 4, Seed: cfg.Seed})
+		h, err := NewHead(HeadConfig{Version: "v1", In: cfg.InChannels, Out: 4, Seed: cfg.Seed})
+		return headEncoder{h, cfg}, err
 	}})
 	defer delete(archRegistry, "test-linear")
 
@@ -28,7 +29,7 @@ func TestArchRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.InChannels != 3 || got.Seed != 9 || enc.OutDim() != 4 {
+	if got.InChannels != 3 || got.Seed != 9 || enc.OutDim() != 4 || enc.Config() != got {
 		t.Errorf("New got %+v (want InChannels 3, Seed 9), built OutDim %d (want 4)", got, enc.OutDim())
 	}
 	if _, err := NewEncoder(ResNetConfig{Arch: "test-linear", Width: 0, Stem: "cifar"}); err == nil || !strings.Contains(err.Error(), "width") {
@@ -51,6 +52,15 @@ func TestArchRegistry(t *testing.T) {
 		}()
 	}
 }
+
+// headEncoder is a projection head posing as an encoder architecture.
+type headEncoder struct {
+	*Head
+	cfg ResNetConfig
+}
+
+func (e headEncoder) Config() ResNetConfig { return e.cfg }
+func (e headEncoder) InChannels() int      { return e.cfg.InChannels }
 
 // TestNewEncoderIsNewResNet: for the ResNets, NewEncoder builds the same
 // network, weight for weight, as NewResNet.

@@ -47,7 +47,7 @@ var archs = map[string]archSpec{
 
 func init() {
 	for name, spec := range archs {
-		RegisterArch(Arch{Name: name, Doc: spec.doc, New: func(cfg ResNetConfig) (Net, error) { return NewResNet(cfg) }})
+		RegisterArch(Arch{Name: name, Doc: spec.doc, New: func(cfg ResNetConfig) (Encoder, error) { return NewResNet(cfg) }})
 	}
 }
 
