@@ -1,5 +1,8 @@
 // Package nn holds the networks of SimCLR: the ResNet family (encoder f) and
-// the projection heads (g), built on engine's Tape ops.
+// the projection heads (g), built on engine's Tape ops. Encoders are
+// registered by name (RegisterArch, arch.go), which is all that the config,
+// the trainer and exports know of them; docs/extending.md says how to add
+// one.
 package nn
 
 import "github.com/simclr-go/simclr/engine"
