@@ -53,7 +53,7 @@ func ExportEncoder(path string, enc nn.Net, meta map[string]string) error {
 type Export struct {
 	Path    string
 	Meta    map[string]string // the file's metadata (format, arch, width, stem, image_size, mean, std, ...)
-	Encoder *nn.ResNet
+	Encoder nn.Encoder
 	// Verified is false for a file written before checksums were stored.
 	Verified bool
 }
@@ -80,7 +80,7 @@ func ReadExport(path string) (*Export, error) {
 			return nil, fmt.Errorf("exported encoder %s: metadata in_channels %q: %v", path, s, err)
 		}
 	}
-	enc, err := nn.NewResNet(nn.ResNetConfig{Arch: md["arch"], Width: width, Stem: md["stem"], InChannels: in})
+	enc, err := nn.NewEncoder(nn.ResNetConfig{Arch: md["arch"], Width: width, Stem: md["stem"], InChannels: in})
 	if err != nil {
 		return nil, fmt.Errorf("exported encoder %s: %w", path, err)
 	}

@@ -32,6 +32,13 @@ func TestArchRegistry(t *testing.T) {
 	if got.InChannels != 3 || got.Seed != 9 || enc.OutDim() != 4 || enc.Config() != got {
 		t.Errorf("New got %+v (want InChannels 3, Seed 9), built OutDim %d (want 4)", got, enc.OutDim())
 	}
+	m, err := NewModel(ResNetConfig{Arch: "test-linear", Width: 1, Stem: "cifar"}, HeadConfig{Version: "v1", Out: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.Encoder.(headEncoder); !ok || m.Head.Linears[0].W.Shape()[1] != 4 {
+		t.Errorf("NewModel built a %T encoder and a head on %v, want the registered test-linear and a head on its 4 outputs", m.Encoder, m.Head.Linears[0].W.Shape())
+	}
 	if _, err := NewEncoder(ResNetConfig{Arch: "test-linear", Width: 0, Stem: "cifar"}); err == nil || !strings.Contains(err.Error(), "width") {
 		t.Errorf("NewEncoder with width 0: %v, want a width error", err)
 	}

@@ -13,10 +13,10 @@ type Model struct {
 	Head    *Head
 }
 
-// NewModel builds a ResNet encoder and a head whose input size is the
-// encoder's OutDim (hcfg.In is ignored).
+// NewModel builds the encoder of a registered architecture (NewEncoder)
+// and a head whose input size is the encoder's OutDim (hcfg.In is ignored).
 func NewModel(rcfg ResNetConfig, hcfg HeadConfig) (*Model, error) {
-	enc, err := NewResNet(rcfg)
+	enc, err := NewEncoder(rcfg)
 	if err != nil {
 		return nil, err
 	}

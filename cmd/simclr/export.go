@@ -50,9 +50,9 @@ script shows how.`,
 			if err != nil {
 				return err
 			}
-			enc, ok := lr.Model.Encoder.(*nn.ResNet)
+			enc, ok := lr.Model.Encoder.(nn.Encoder)
 			if !ok {
-				return fmt.Errorf("export: the encoder of %s is a %T; export writes torchvision's ResNet layout", lr.Source, lr.Model.Encoder)
+				return fmt.Errorf("export: the encoder of %s is a %T, not one of nn's architectures (nn.ArchNames)", lr.Source, lr.Model.Encoder)
 			}
 			rc := enc.Config()
 			a := lr.Aug
