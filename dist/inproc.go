@@ -102,35 +102,25 @@ func sameLen[T any](op string, all []any, n int) {
 	}
 }
 
-func (c *inproc) AllreduceF32(buf []float32) {
-	out := make([]float32, len(buf))
+// allreduce sums in float64 over the ranks in rank order, so every rank gets
+// the same bits whatever the order the goroutines arrive in.
+func allreduce[T float32 | float64](c *inproc, buf []T, op string) {
+	out := make([]T, len(buf))
 	c.exchange(buf, func(all []any) {
-		sameLen[float32]("AllreduceF32", all, len(buf))
+		sameLen[T](op, all, len(buf))
 		for i := range out {
 			var s float64
 			for _, v := range all {
-				s += float64(v.([]float32)[i])
+				s += float64(v.([]T)[i])
 			}
-			out[i] = float32(s)
+			out[i] = T(s)
 		}
 	})
 	copy(buf, out)
 }
 
-func (c *inproc) AllreduceF64(buf []float64) {
-	out := make([]float64, len(buf))
-	c.exchange(buf, func(all []any) {
-		sameLen[float64]("AllreduceF64", all, len(buf))
-		for i := range out {
-			var s float64
-			for _, v := range all {
-				s += v.([]float64)[i]
-			}
-			out[i] = s
-		}
-	})
-	copy(buf, out)
-}
+func (c *inproc) AllreduceF32(buf []float32) { allreduce(c, buf, "AllreduceF32") }
+func (c *inproc) AllreduceF64(buf []float64) { allreduce(c, buf, "AllreduceF64") }
 
 func gather[T any](c *inproc, send, recv []T) {
 	checkGather(len(send), len(recv), c.g.n, send)

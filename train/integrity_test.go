@@ -25,15 +25,7 @@ func interruptedRun(t *testing.T) (Config, map[int]float64) {
 	}
 	want := stepLosses(t, cfg.Out)
 	cfg.Out = filepath.Join(t.TempDir(), "run")
-	_, err, _ := pretrain(t, cfg, Options{AfterStep: func(step int, _ float64) error {
-		if step == 9 {
-			return errKilled
-		}
-		return nil
-	}})
-	if !errors.Is(err, errKilled) {
-		t.Fatalf("kill: %v", err)
-	}
+	pretrainKilledAt(t, cfg, Options{}, 9)
 	if _, steps, _ := listCheckpoints(filepath.Join(cfg.Out, "checkpoints")); !slices.Equal(steps, []int{4, 6, 8}) {
 		t.Fatalf("checkpoints at steps %v, want [4 6 8]", steps)
 	}

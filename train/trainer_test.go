@@ -167,6 +167,21 @@ func sameParams(a, b *nn.Model) bool {
 
 var errKilled = errors.New("killed (test)")
 
+// pretrainKilledAt runs cfg with opts and aborts it after the given step, as a
+// crash would (no checkpoint is written for the abort).
+func pretrainKilledAt(t *testing.T, cfg Config, opts Options, step int) {
+	t.Helper()
+	opts.AfterStep = func(s int, _ float64) error {
+		if s == step {
+			return errKilled
+		}
+		return nil
+	}
+	if _, err, _ := pretrain(t, cfg, opts); !errors.Is(err, errKilled) {
+		t.Fatalf("kill at step %d: %v", step, err)
+	}
+}
+
 // A run killed after step 5 (last checkpoint at step 4) and resumed, then
 // interrupted by its context at step 9 and resumed again, must produce the
 // same losses, bit for bit, as a run that was never interrupted, and end
@@ -182,20 +197,12 @@ func TestPretrainResumeIsExact(t *testing.T) {
 	want := stepLosses(t, straight.Out)
 
 	cfg.Out = filepath.Join(t.TempDir(), "run")
-	_, err, _ := pretrain(t, cfg, Options{AfterStep: func(step int, _ float64) error {
-		if step == 5 {
-			return errKilled
-		}
-		return nil
-	}})
-	if !errors.Is(err, errKilled) {
-		t.Fatalf("kill: %v", err)
-	}
+	pretrainKilledAt(t, cfg, Options{}, 5)
 	// Step 5 was logged but is lost with the crash.
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg.Resume = true
 	var log bytes.Buffer
-	_, err = Pretrain(ctx, cfg, &log, Options{Backend: engine.Reference(), AfterStep: func(step int, _ float64) error {
+	_, err := Pretrain(ctx, cfg, &log, Options{Backend: engine.Reference(), AfterStep: func(step int, _ float64) error {
 		if step == 9 {
 			cancel()
 		}

@@ -84,15 +84,7 @@ func TestPretrainResumeReusesTuning(t *testing.T) {
 	want := stepLosses(t, straight.Out)
 
 	cfg.Out = filepath.Join(t.TempDir(), "run")
-	_, err, _ := pretrain(t, cfg, Options{Backend: newTimedBackend("a"), AfterStep: func(step int, _ float64) error {
-		if step == 5 {
-			return errKilled
-		}
-		return nil
-	}})
-	if !errors.Is(err, errKilled) {
-		t.Fatalf("kill: %v", err)
-	}
+	pretrainKilledAt(t, cfg, Options{Backend: newTimedBackend("a")}, 5)
 	raw, err := os.ReadFile(filepath.Join(cfg.Out, TuningFile))
 	if err != nil {
 		t.Fatalf("no tuning saved with the checkpoints: %v", err)
